@@ -1,0 +1,62 @@
+"""The data types every reader returns and every recipe consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+KINDS = ("classification", "regression", "token_classification")
+
+
+@dataclass
+class TaskSpec:
+    """What a task is: its kind, its label set and the metrics that judge it."""
+
+    name: str
+    kind: str
+    labels: list[str] | None
+    metrics: tuple[str, ...]
+    pair: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"task {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        if self.kind != "regression" and not self.labels:
+            raise ValueError(f"task {self.name!r}: a {self.kind} task needs a label set")
+
+    @property
+    def main_metric(self) -> str:
+        return self.metrics[0]
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.kind == "regression" else len(self.labels or [])
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return {i: name for i, name in enumerate(self.labels or ["score"])}
+
+
+@dataclass
+class Example:
+    """One input: a sentence (or a list of words for token classification), maybe a pair."""
+
+    text: str | list[str]
+    text_pair: str | None = None
+    label: int | float | list[int] | None = None
+    source: str = ""
+
+
+@dataclass
+class TaskData:
+    """A task and its splits ("train", "dev", "test"; only those present)."""
+
+    task: TaskSpec
+    splits: dict[str, list[Example]] = field(default_factory=dict)
+    skipped: int = 0
+
+    def split(self, name: str) -> list[Example]:
+        if name not in self.splits:
+            raise KeyError(
+                f"task {self.task.name!r} has no {name!r} split; available: {sorted(self.splits)}"
+            )
+        return self.splits[name]

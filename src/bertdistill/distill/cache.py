@@ -1,0 +1,174 @@
+"""Teacher outputs cached on disk for a fixed transfer set.
+
+When the data a student learns from does not change between epochs (no augmentation),
+the teacher's features are the same every epoch: computed once, stored per example
+trimmed to its real length (no padding is stored), and reused across epochs and runs.
+The folder name is a hash of the teacher's weights, the tokenised inputs and the feature
+keys, so a different teacher, data set or tokenisation never reads a stale cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from ..data.encode import Collator
+from ..models.inputs import model_inputs
+from .features import extract, needs
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("BERTDISTILL_CACHE", Path.home() / ".cache" / "bertdistill")) / "teacher"
+
+
+def _trim(key: str, value: torch.Tensor, n: int) -> torch.Tensor:
+    """One example's feature without padding (``n`` real tokens)."""
+    if key.startswith("attention"):
+        return value[:, :n, :n]
+    if key.startswith("hidden") or key == "embeddings" or (key == "logits" and value.ndim == 2):
+        return value[:n]
+    return value
+
+
+def _pad(key: str, pieces: list[torch.Tensor], length: int) -> torch.Tensor:
+    """Stack per-example features back into a batch padded to ``length`` tokens."""
+    first = pieces[0]
+    if key.startswith("attention"):
+        out = first.new_zeros((len(pieces), first.shape[0], length, length))
+        for i, p in enumerate(pieces):
+            out[i, :, : p.shape[1], : p.shape[2]] = p
+        return out
+    if key.startswith("hidden") or key == "embeddings" or (key == "logits" and first.ndim == 2):
+        out = first.new_zeros((len(pieces), length, *first.shape[1:]))
+        for i, p in enumerate(pieces):
+            out[i, : p.shape[0]] = p
+        return out
+    return torch.stack(pieces)
+
+
+def fingerprint(teacher: torch.nn.Module, features: list[dict], keys: list[str], dtype: torch.dtype) -> str:
+    """A content hash of teacher weights, tokenised inputs, feature keys and storage dtype."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(teacher.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    for f in features:
+        h.update(json.dumps([f["input_ids"], f.get("token_type_ids")]).encode())
+    h.update(json.dumps([sorted(keys), str(dtype)]).encode())
+    return h.hexdigest()[:24]
+
+
+class TeacherCache:
+    """Per-example teacher features, looked up by example index and padded per batch."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], keys: list[str], path: Path | None = None):
+        self.keys = keys
+        self.path = path
+        self._data = {k: tensors[f"{k}.data"] for k in keys}
+        self._offsets = {k: tensors[f"{k}.offsets"].tolist() for k in keys}
+        self._shapes = {k: tensors[f"{k}.shapes"].tolist() for k in keys}
+
+    def __len__(self) -> int:
+        return len(self._offsets[self.keys[0]]) - 1
+
+    def example(self, key: str, index: int) -> torch.Tensor:
+        start, end = self._offsets[key][index], self._offsets[key][index + 1]
+        return self._data[key][start:end].view(self._shapes[key][index])
+
+    def lookup(self, indices: list[int], length: int, device=None) -> dict[str, torch.Tensor]:
+        out = {}
+        for key in self.keys:
+            batch = _pad(key, [self.example(key, i) for i in indices], length).float()
+            out[key] = batch.to(device) if device is not None else batch
+        return out
+
+    # ---- building ----------------------------------------------------------------------
+    @classmethod
+    def estimate_bytes(cls, teacher_config, features: list[dict], keys: list[str], itemsize: int = 2) -> int:
+        hidden, heads = teacher_config.hidden_size, teacher_config.num_attention_heads
+        labels = max(1, getattr(teacher_config, "num_labels", 2))
+        total = 0
+        for f in features:
+            n = len(f["input_ids"])
+            for key in keys:
+                if key.startswith("attention"):
+                    total += heads * n * n
+                elif key.startswith("hidden") or key == "embeddings":
+                    total += n * hidden
+                elif key.startswith("cls"):
+                    total += hidden
+                else:
+                    total += labels * n
+        return total * itemsize
+
+    @classmethod
+    def load_or_build(
+        cls,
+        teacher: torch.nn.Module,
+        features: list[dict],
+        keys: list[str],
+        *,
+        cache_dir: str | Path | None = None,
+        batch_size: int = 64,
+        dtype: torch.dtype = torch.float16,
+    ) -> "TeacherCache":
+        root = Path(cache_dir) if cache_dir else default_cache_dir()
+        folder = root / fingerprint(teacher, features, keys, dtype)
+        file = folder / "features.safetensors"
+        if file.exists():
+            log.info("teacher outputs: reusing cache %s", folder)
+            return cls(load_file(str(file)), keys, folder)
+        tensors = cls._compute(teacher, features, keys, batch_size, dtype)
+        tmp = root / f".{folder.name}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        save_file(tensors, str(tmp / "features.safetensors"))
+        (tmp / "meta.json").write_text(json.dumps({"keys": keys, "examples": len(features), "dtype": str(dtype)}))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+        return cls(tensors, keys, folder)
+
+    @staticmethod
+    def _compute(teacher, features, keys, batch_size, dtype) -> dict[str, torch.Tensor]:
+        want = needs(keys)
+        collate = Collator(pad_token_id=0)
+        order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+        per_example: dict[str, list] = {k: [None] * len(features) for k in keys}
+        device = next(teacher.parameters()).device
+        was_training = teacher.training
+        teacher.eval()
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(order), batch_size), desc="teacher outputs", dynamic_ncols=True):
+                idx = order[start : start + batch_size]
+                batch = collate([{k: v for k, v in features[i].items() if k != "labels"} for i in idx])
+                batch = {k: v.to(device) for k, v in batch.items()}
+                out = teacher(**model_inputs(teacher, batch), output_hidden_states=want.hidden_states,
+                              output_attentions=want.attentions)
+                feats = extract(out, keys)
+                for row, i in enumerate(idx):
+                    n = len(features[i]["input_ids"])
+                    for key in keys:
+                        per_example[key][i] = _trim(key, feats[key][row], n).to("cpu", dtype)
+        teacher.train(was_training)
+        tensors = {}
+        for key, items in per_example.items():
+            sizes = [t.numel() for t in items]
+            offsets = [0]
+            for s in sizes:
+                offsets.append(offsets[-1] + s)
+            tensors[f"{key}.data"] = torch.cat([t.reshape(-1) for t in items])
+            tensors[f"{key}.offsets"] = torch.tensor(offsets, dtype=torch.int64)
+            width = max(t.ndim for t in items)
+            tensors[f"{key}.shapes"] = torch.tensor([list(t.shape) + [1] * (width - t.ndim) for t in items], dtype=torch.int64)
+        return tensors

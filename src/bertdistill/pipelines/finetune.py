@@ -1,0 +1,136 @@
+"""Recipe: fine-tune a teacher (or any encoder) on a task.
+
+One readable class with explicit steps: ``setup`` (data, tokenizer, model), ``loss_step``
+(the model's own task loss: cross-entropy, MSE for regression, token cross-entropy for
+NER), ``evaluate`` (the task's metrics on the dev split), ``save_best`` and ``run``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..data import load_task
+from ..data.encode import Collator, encode
+from ..evaluation import predict
+from ..metrics import compute_metrics, format_metrics
+from ..models.inputs import model_inputs
+from ..models.loading import load_task_model, load_tokenizer, save_model
+from ..training.engine import TrainConfig, TrainLoop
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FinetuneConfig:
+    task: str
+    model: str
+    output: str
+    data: str | None = None
+    max_length: int = 128
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    eval_split: str = "dev"
+    test_split: str | None = "test"
+    skip_bad_rows: bool = False
+    data_options: dict = field(default_factory=dict)  # column names etc. for csv/tsv/jsonl
+    eval_batch_size: int = 64
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, lr=5e-5, batch_size=32))
+
+
+def _limit(examples: list, n: int | None, seed: int) -> list:
+    if n is None or n >= len(examples):
+        return examples
+    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed))[:n]
+    return [examples[i] for i in sorted(order.tolist())]
+
+
+class FinetuneRecipe:
+    """Fine-tune ``config.model`` on ``config.task`` and keep the best dev checkpoint."""
+
+    def __init__(self, config: FinetuneConfig):
+        self.config = config
+        self.output = Path(config.output)
+
+    # ---- setup ---------------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg = self.config
+        self.data = load_task(cfg.task, cfg.data, skip_bad_rows=cfg.skip_bad_rows, **cfg.data_options)
+        self.task = self.data.task
+        if self.data.skipped:
+            log.warning("skipped %d bad rows (--skip-bad-rows)", self.data.skipped)
+        self.tokenizer = load_tokenizer(cfg.model)
+        self.model = load_task_model(cfg.model, self.task)
+        train = _limit(self.data.split("train"), cfg.max_train_examples, cfg.train.seed)
+        dev = _limit(self.data.split(cfg.eval_split), cfg.max_eval_examples, cfg.train.seed)
+        self.train_features = encode(self.task, train, self.tokenizer, cfg.max_length)
+        self.dev_features = encode(self.task, dev, self.tokenizer, cfg.max_length)
+        self.collator = Collator(self.tokenizer.pad_token_id)
+
+    # ---- steps ---------------------------------------------------------------------------
+    def loss_step(self, module: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+        out = module(**model_inputs(_unwrap(module), batch, labels=True))
+        return out.loss, {"task": float(out.loss.detach())}
+
+    def evaluate(self) -> dict:
+        preds, refs = predict(self.model, self.task, self.dev_features, self.collator,
+                              batch_size=self.config.eval_batch_size, device=_device(self.model))
+        return compute_metrics(self.task, preds, refs)
+
+    def save_best(self, metrics: dict) -> None:
+        save_model(self.model, self.tokenizer, self.output / "best", task=self.task,
+                   metrics={"dev": metrics})
+
+    # ---- run -----------------------------------------------------------------------------
+    def train(self) -> dict:
+        loop = TrainLoop(
+            self.model, self.train_features, self.collator, self.loss_step,
+            config=self.config.train, output_dir=self.output, evaluate=self.evaluate,
+            main_metric=self.task.main_metric, on_best=self.save_best, progress_desc="fine-tune",
+        )
+        self.loop = loop
+        return loop.train()
+
+    def run(self) -> dict:
+        """setup → train → evaluate the best checkpoint on dev (and test when labelled)."""
+        self.setup()
+        summary = self.train()
+        if not self.loop.accelerator.is_main_process:
+            return summary
+        best = self.output / "best"
+        results = {"task": self.task.name, "model": self.config.model, "best_dir": str(best),
+                   "train": {k: v for k, v in summary.items() if k != "history"},
+                   "config": _jsonable(asdict(self.config))}
+        model = load_task_model(str(best), self.task)
+        for split in [self.config.eval_split, self.config.test_split]:
+            if not split or split not in self.data.splits:
+                continue
+            examples = self.data.splits[split]
+            if any(e.label is None for e in examples):
+                continue
+            feats = encode(self.task, examples, self.tokenizer, self.config.max_length)
+            preds, refs = predict(model, self.task, feats, self.collator,
+                                  batch_size=self.config.eval_batch_size)
+            metrics = compute_metrics(self.task, preds, refs)
+            results[split] = metrics
+            print(format_metrics(self.task, metrics, title=f"{self.task.name} {split} ({best})"))
+        (self.output / "results.json").write_text(json.dumps(results, indent=2))
+        (best / "metrics.json").write_text(json.dumps(
+            {k: results[k] for k in results if k in (self.config.eval_split, self.config.test_split)}, indent=2))
+        return results
+
+
+def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    return getattr(module, "module", module)
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _jsonable(obj):
+    return json.loads(json.dumps(obj, default=str))

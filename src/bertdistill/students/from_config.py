@@ -1,0 +1,171 @@
+"""Randomly initialised students of any width and depth (e.g. hidden 128, 2 layers).
+
+Used when the student's shape differs from the teacher's, so no weights can be copied; the
+distillation then relies on learned projections between widths. Sizes are given with BERT's names
+(``hidden_size``, ``num_hidden_layers``, ``num_attention_heads``, ``intermediate_size``, ...) for
+both architectures; DistilBERT's own names (``dim``, ``n_layers``, ``n_heads``, ``hidden_dim``)
+are accepted too for ``arch="distilbert"``. Unset sizes follow the width:
+``intermediate_size = 4 * hidden_size`` and ``num_attention_heads = hidden_size // 64`` (at least 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Sequence
+
+from transformers import (
+    BertConfig,
+    BertForMaskedLM,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    BertModel,
+    DistilBertConfig,
+    DistilBertForMaskedLM,
+    DistilBertForSequenceClassification,
+    DistilBertForTokenClassification,
+    DistilBertModel,
+    PreTrainedConfig,
+    PreTrainedModel,
+)
+
+# task kind (TaskSpec.kind, plus the pre-training / encoder-only ones) -> model kind
+TASK_KINDS = {
+    "classification": "sequence_classification",
+    "regression": "sequence_classification",
+    "sequence_classification": "sequence_classification",
+    "token_classification": "token_classification",
+    "masked_lm": "masked_lm",
+    "mlm": "masked_lm",
+    "base": "base",
+    "encoder": "base",
+}
+
+CLASSES: dict[str, dict[str, type[PreTrainedModel]]] = {
+    "bert": {
+        "sequence_classification": BertForSequenceClassification,
+        "token_classification": BertForTokenClassification,
+        "masked_lm": BertForMaskedLM,
+        "base": BertModel,
+    },
+    "distilbert": {
+        "sequence_classification": DistilBertForSequenceClassification,
+        "token_classification": DistilBertForTokenClassification,
+        "masked_lm": DistilBertForMaskedLM,
+        "base": DistilBertModel,
+    },
+}
+
+# BERT name -> DistilBERT name
+_TO_DISTILBERT = {
+    "hidden_size": "dim",
+    "num_hidden_layers": "n_layers",
+    "num_attention_heads": "n_heads",
+    "intermediate_size": "hidden_dim",
+    "hidden_dropout_prob": "dropout",
+    "attention_probs_dropout_prob": "attention_dropout",
+    "hidden_act": "activation",
+}
+_FROM_DISTILBERT = {v: k for k, v in _TO_DISTILBERT.items()}
+
+# Keys of a config's to_dict() that describe a saved model rather than a shape.
+_DROP = {
+    "architectures", "model_type", "transformers_version", "_name_or_path", "dtype", "torch_dtype",
+    "id2label", "label2id", "num_labels", "problem_type", "_attn_implementation_autoset",
+    "output_attentions", "output_hidden_states", "return_dict",
+}
+
+
+def _normalise_labels(num_labels: int, id2label: Mapping[int, str] | Sequence[str] | None) -> dict[int, str] | None:
+    if id2label is None:
+        return None
+    if isinstance(id2label, Mapping):
+        labels = {int(k): str(v) for k, v in id2label.items()}
+    else:
+        labels = {i: str(name) for i, name in enumerate(id2label)}
+    if sorted(labels) != list(range(len(labels))):
+        raise ValueError(f"id2label keys must be 0..{len(labels) - 1}, got {sorted(labels)}")
+    if len(labels) != num_labels:
+        raise ValueError(f"id2label has {len(labels)} labels but num_labels={num_labels}")
+    return labels
+
+
+def student_from_config(
+    config_or_dict: PreTrainedConfig | Mapping[str, Any],
+    task_kind: str,
+    num_labels: int,
+    *,
+    arch: str = "bert",
+    tokenizer_vocab_size: int | None = None,
+    id2label: Mapping[int, str] | Sequence[str] | None = None,
+    attn_implementation: str | None = None,
+) -> PreTrainedModel:
+    """A randomly initialised BERT or DistilBERT of the given shape for ``task_kind``.
+
+    ``config_or_dict``: a config (e.g. the teacher's, whose sizes are the starting point) or a
+    dict of sizes (see the module docstring). ``task_kind``: "classification", "regression"
+    (num_labels must be 1), "token_classification", "masked_lm" or "base".
+    ``tokenizer_vocab_size`` overrides the vocabulary size: pass ``len(teacher_tokenizer)``
+    so the student reads the same token ids as the teacher.
+    """
+    if arch not in CLASSES:
+        raise ValueError(f"unknown student arch {arch!r}: use 'bert' or 'distilbert'")
+    if task_kind not in TASK_KINDS:
+        raise ValueError(f"unknown task kind {task_kind!r}: use one of {', '.join(TASK_KINDS)}")
+    kind = TASK_KINDS[task_kind]
+    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
+        raise ValueError(f"num_labels must be a positive int, got {num_labels!r}")
+    if task_kind == "regression" and num_labels != 1:
+        raise ValueError(f"a regression student has one output, got num_labels={num_labels}")
+    labels = _normalise_labels(num_labels, id2label)
+
+    if isinstance(config_or_dict, PreTrainedConfig):
+        source = {k: v for k, v in config_or_dict.to_dict().items() if k not in _DROP}
+        from_distilbert = config_or_dict.model_type == "distilbert"
+    elif isinstance(config_or_dict, Mapping):
+        source = dict(config_or_dict)
+        from_distilbert = False
+    else:
+        raise TypeError(f"config_or_dict must be a config or a dict, got {type(config_or_dict).__name__}")
+
+    # Everything in BERT's names first, whichever arch it came from.
+    sizes: dict[str, Any] = {}
+    for key, value in source.items():
+        bert_key = _FROM_DISTILBERT.get(key, key)
+        if bert_key != key and arch == "bert" and not from_distilbert:
+            raise ValueError(f"{key!r} is a DistilBERT name; a BERT student takes {bert_key!r}")
+        sizes[bert_key] = value
+    if tokenizer_vocab_size is not None:
+        sizes["vocab_size"] = int(tokenizer_vocab_size)
+    hidden = int(sizes.get("hidden_size", 768))
+    sizes["hidden_size"] = hidden
+    sizes.setdefault("intermediate_size", 4 * hidden)
+    sizes.setdefault("num_attention_heads", max(1, hidden // 64))
+    if hidden % sizes["num_attention_heads"]:
+        raise ValueError(
+            f"hidden_size {hidden} is not divisible by num_attention_heads {sizes['num_attention_heads']}"
+        )
+
+    label_args: dict[str, Any] = {"num_labels": num_labels}
+    if labels is not None:
+        label_args = {"id2label": labels, "label2id": {v: k for k, v in labels.items()}}
+    if task_kind == "regression":
+        label_args["problem_type"] = "regression"
+    elif task_kind == "classification":
+        label_args["problem_type"] = "single_label_classification"
+
+    if arch == "bert":
+        config_cls, args = BertConfig, sizes
+    else:
+        config_cls = DistilBertConfig
+        args = {_TO_DISTILBERT.get(k, k): v for k, v in sizes.items()}
+        args.setdefault("sinusoidal_pos_embds", False)
+    known = {f.name for f in dataclasses.fields(config_cls)} - _DROP
+    unknown = sorted(k for k in args if k not in known)
+    if unknown and not isinstance(config_or_dict, PreTrainedConfig):
+        raise ValueError(f"{config_cls.__name__} has no setting {', '.join(map(repr, unknown))}")
+    # From a config (e.g. a BERT teacher's for a DistilBERT student) what the target lacks
+    # (type_vocab_size, layer_norm_eps, ...) is left out.
+    config = config_cls(**{k: v for k, v in args.items() if k in known}, **label_args)
+
+    kwargs = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
+    return CLASSES[arch][kind]._from_config(config, **kwargs)

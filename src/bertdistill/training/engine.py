@@ -1,0 +1,316 @@
+"""The training loop shared by fine-tuning and distillation.
+
+``TrainLoop`` owns what every recipe needs and nothing task-specific: accelerate
+(mixed precision, multi-process data parallel), AdamW with warm-up and linear decay,
+gradient clipping and accumulation, length-grouped dynamic batches, periodic evaluation
+with the best result kept, atomic checkpoints with exact resume, a NaN/inf guard, a
+progress bar and a JSONL log. A recipe hands it a module to train and a ``loss_step``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list, set_seed
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from ..data.encode import length_grouped_batches
+from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+LossStep = Callable[[torch.nn.Module, dict[str, Any]], tuple[torch.Tensor, dict[str, float]]]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 3.0
+    max_steps: int | None = None
+    batch_size: int = 32
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    grad_accum: int = 1
+    eval_every: int | None = None      # optimizer steps; None = after each epoch
+    save_every: int | None = None      # optimizer steps; None = at each evaluation
+    seed: int = 42
+    mixed_precision: str = "no"        # "no" | "bf16" | "fp16"
+    group_by_length: bool = True
+    log_every: int = 10
+    resume: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+        if self.grad_accum < 1 or self.batch_size < 1:
+            raise ValueError("batch_size and grad_accum must be at least 1")
+
+
+def _param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, param in module.named_parameters():
+        if not param.requires_grad:
+            continue
+        plain = param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
+        (no_decay if plain else decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+class TrainLoop:
+    """Train ``module`` with ``loss_step`` over ``features`` (a list of encoded examples)."""
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        features: list[dict],
+        collate: Callable[[list[dict]], dict],
+        loss_step: LossStep,
+        *,
+        config: TrainConfig,
+        output_dir: str | Path,
+        evaluate: Callable[[], dict] | None = None,
+        main_metric: str | None = None,
+        on_best: Callable[[dict], None] | None = None,
+        accelerator: Accelerator | None = None,
+        progress_desc: str = "train",
+    ):
+        if not features:
+            raise ValueError("the training split is empty")
+        self.config = config
+        self.features = features
+        self.collate = collate
+        self.loss_step = loss_step
+        self.evaluate_fn = evaluate
+        self.main_metric = main_metric
+        self.on_best = on_best
+        self.output_dir = Path(output_dir)
+        self.ckpt_dir = self.output_dir / "checkpoints"
+        self.progress_desc = progress_desc
+        self.accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
+        self.lengths = [len(f["input_ids"]) for f in features]
+        set_seed(config.seed)
+        self.raw_module = module
+        self.optimizer = torch.optim.AdamW(_param_groups(module, config.weight_decay), lr=config.lr)
+        self.total_steps = self._total_steps()
+        self.scheduler = get_linear_schedule_with_warmup(
+            self.optimizer, int(config.warmup_ratio * self.total_steps), self.total_steps
+        )
+        self.module, self.optimizer = self.accelerator.prepare(module, self.optimizer)
+        self.state = TrainState()
+        self.history: list[dict] = []
+
+    # ---- data -------------------------------------------------------------------------
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        cfg = self.config
+        if cfg.group_by_length:
+            batches = length_grouped_batches(self.lengths, cfg.batch_size, shuffle=True, seed=cfg.seed + epoch)
+        else:
+            gen = torch.Generator().manual_seed(cfg.seed + epoch)
+            order = torch.randperm(len(self.lengths), generator=gen).tolist()
+            batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        per_process = len(batches) // world if world > 1 else len(batches)
+        return batches[rank::world][:per_process]
+
+    def _steps_per_epoch(self) -> int:
+        n_batches = math.ceil(len(self.lengths) / self.config.batch_size)
+        n_batches = n_batches // self.accelerator.num_processes if self.accelerator.num_processes > 1 else n_batches
+        return max(1, math.ceil(n_batches / self.config.grad_accum))
+
+    def _total_steps(self) -> int:
+        if self.config.max_steps:
+            return self.config.max_steps
+        return max(1, int(math.ceil(self.config.epochs * self._steps_per_epoch())))
+
+    def _to_device(self, batch: dict) -> dict:
+        device = self.accelerator.device
+        return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    # ---- checkpoints ------------------------------------------------------------------
+    def _save(self) -> None:
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            save_checkpoint(
+                self.ckpt_dir,
+                model=self.accelerator.unwrap_model(self.module),
+                optimizer=self.optimizer,
+                scheduler=self.scheduler,
+                state=self.state,
+            )
+        self.accelerator.wait_for_everyone()
+
+    def _maybe_resume(self) -> None:
+        if not self.config.resume:
+            return
+        path = latest_checkpoint(self.ckpt_dir)
+        if path is None:
+            return
+        self.state = load_checkpoint(
+            path, model=self.accelerator.unwrap_model(self.module), optimizer=self.optimizer, scheduler=self.scheduler
+        )
+        log_path = self.output_dir / "log.jsonl"
+        if log_path.exists():
+            self.history = [
+                row for row in map(json.loads, log_path.read_text().splitlines()) if row.get("step", 0) <= self.state.step
+            ]
+            if self.accelerator.is_main_process:
+                log_path.write_text("".join(json.dumps(r) + "\n" for r in self.history))
+        self.accelerator.print(f"resumed from {path} (step {self.state.step}, epoch {self.state.epoch})")
+
+    # ---- logging / evaluation -----------------------------------------------------------
+    def _log(self, row: dict) -> None:
+        self.history.append(row)
+        if self.accelerator.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.output_dir / "log.jsonl", "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+
+    def _evaluate(self) -> dict | None:
+        if self.evaluate_fn is None:
+            return None
+        self.accelerator.wait_for_everyone()
+        metrics = None
+        if self.accelerator.is_main_process:
+            metrics = self.evaluate_fn()
+        metrics = broadcast_object_list([metrics])[0]
+        self.module.train()
+        self._log({"step": self.state.step, "epoch": self.state.epoch, "eval": metrics})
+        if self.main_metric and metrics is not None:
+            value = float(metrics[self.main_metric])
+            if self.state.best_metric is None or value > self.state.best_metric:
+                self.state.best_metric, self.state.best_step = value, self.state.step
+                if self.accelerator.is_main_process and self.on_best is not None:
+                    self.on_best(metrics)
+                self.accelerator.wait_for_everyone()
+        return metrics
+
+    # ---- the loop -----------------------------------------------------------------------
+    def train(self) -> dict:
+        """Run to the end (resuming if a checkpoint exists); returns a summary dict."""
+        cfg, acc = self.config, self.accelerator
+        self._maybe_resume()
+        self.module.train()
+        bar = tqdm(
+            total=self.total_steps, initial=self.state.step, desc=self.progress_desc,
+            disable=not acc.is_local_main_process, dynamic_ncols=True,
+        )
+        started, samples, last_eval_step = time.perf_counter(), 0, None
+        window_loss, window_n = 0.0, 0
+        epoch = self.state.epoch
+        while self.state.step < self.total_steps:
+            batches = self._epoch_batches(epoch)
+            groups = [batches[i : i + cfg.grad_accum] for i in range(0, len(batches), cfg.grad_accum)]
+            start_group = self.state.batch_in_epoch // cfg.grad_accum
+            for g_index in range(start_group, len(groups)):
+                if self.state.step >= self.total_steps:
+                    break
+                loss_value, parts, n = self._optimizer_step(groups[g_index])
+                samples += n * acc.num_processes
+                self.state.step += 1
+                self.state.epoch = epoch
+                self.state.batch_in_epoch = (g_index + 1) * cfg.grad_accum
+                window_loss, window_n = window_loss + loss_value, window_n + 1
+                rate = samples / max(time.perf_counter() - started, 1e-9)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{rate:.1f}")
+                if self.state.step % cfg.log_every == 0 or self.state.step == self.total_steps:
+                    self._log({
+                        "step": self.state.step, "epoch": epoch, "loss": window_loss / window_n,
+                        "parts": parts, "lr": self.scheduler.get_last_lr()[0], "samples_per_s": rate,
+                    })
+                    window_loss, window_n = 0.0, 0
+                if cfg.eval_every and self.state.step % cfg.eval_every == 0:
+                    self._evaluate()
+                    last_eval_step = self.state.step
+                    if not cfg.save_every:
+                        self._save()
+                if cfg.save_every and self.state.step % cfg.save_every == 0:
+                    self._save()
+            else:
+                epoch += 1
+                self.state.epoch, self.state.batch_in_epoch = epoch, 0
+                if not cfg.eval_every and self.state.step < self.total_steps:
+                    self._evaluate()
+                    last_eval_step = self.state.step
+                    self._save()
+                continue
+            break
+        bar.close()
+        if last_eval_step != self.state.step:
+            self._evaluate()
+        self._save()
+        elapsed = time.perf_counter() - started
+        return {
+            "steps": self.state.step,
+            "best_metric": self.state.best_metric,
+            "best_step": self.state.best_step,
+            "train_seconds": elapsed,
+            "samples_per_s": samples / max(elapsed, 1e-9),
+            "history": self.history,
+        }
+
+    def _optimizer_step(self, group: list[list[int]]) -> tuple[float, dict, int]:
+        acc, cfg = self.accelerator, self.config
+        total, parts_sum, n = 0.0, {}, 0
+        for i, indices in enumerate(group):
+            batch = self._to_device(self.collate([self.features[j] for j in indices]))
+            sync = i == len(group) - 1
+            ctx = acc.no_sync(self.module) if not sync and acc.num_processes > 1 else _null()
+            with ctx:
+                with acc.autocast():
+                    loss, parts = self.loss_step(self.module, batch)
+                self._check_finite(loss)
+                acc.backward(loss / len(group))
+            total += float(loss.detach()) / len(group)
+            for key, value in parts.items():
+                parts_sum[key] = parts_sum.get(key, 0.0) + float(value) / len(group)
+            n += len(indices)
+        if cfg.max_grad_norm and cfg.max_grad_norm > 0:
+            acc.clip_grad_norm_(self.module.parameters(), cfg.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total, parts_sum, n
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        bad = torch.tensor([0.0 if torch.isfinite(loss.detach()).all() else 1.0], device=self.accelerator.device)
+        if self.accelerator.num_processes > 1:
+            bad = self.accelerator.reduce(bad, reduction="sum")
+        if bad.item() > 0:
+            good = latest_checkpoint(self.ckpt_dir)
+            where = f"the last good checkpoint is {good}" if good else "no checkpoint was written yet"
+            raise TrainingDiverged(
+                f"loss became {float(loss.detach())} at optimizer step {self.state.step + 1} "
+                f"(epoch {self.state.epoch}); training stopped, {where}. "
+                "Lower the learning rate, or use fp32 / bf16 instead of fp16."
+            )
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def config_dict(config: TrainConfig) -> dict:
+    return asdict(config)

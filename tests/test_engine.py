@@ -1,0 +1,117 @@
+"""The training engine: learning, exact resume after SIGKILL, the NaN guard."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bertdistill import api
+from bertdistill.training.checkpoint import latest_checkpoint
+from bertdistill.training.engine import TrainConfig, TrainingDiverged, TrainLoop
+
+
+def test_finetune_learns_toy_task(tiny_encoder_dir, toy_task_dir, tmp_path):
+    out = tmp_path / "ft"
+    result = api.finetune("tsv", str(tiny_encoder_dir), str(out), str(toy_task_dir),
+                          train=TrainConfig(epochs=6, lr=1e-3, batch_size=16, warmup_ratio=0.1, seed=1))
+    assert result["dev"]["accuracy"] > 0.8, result["dev"]
+    rows = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert (out / "best" / "config.json").exists()
+    assert json.loads((out / "best" / "metrics.json").read_text())["dev"]["accuracy"] == result["dev"]["accuracy"]
+
+
+def _cli(out: Path, encoder: Path, task: Path, steps: int) -> list[str]:
+    return [sys.executable, "-m", "bertdistill.cli", "finetune", "--task", "tsv", "--data", str(task),
+            "--model", str(encoder), "--output", str(out), "--max-steps", str(steps), "--save-every", "2",
+            "--eval-every", "1000", "--batch-size", "8", "--lr", "1e-3", "--seed", "3"]
+
+
+def _final_weights(out: Path) -> dict:
+    return load_file(str(latest_checkpoint(out / "checkpoints") / "model.safetensors"))
+
+
+def test_resume_after_sigkill_gives_same_result(tiny_encoder_dir, toy_task_dir, tmp_path):
+    steps = 24
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    straight = tmp_path / "straight"
+    subprocess.run(_cli(straight, tiny_encoder_dir, toy_task_dir, steps), check=True, env=env,
+                   capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_cli(killed, tiny_encoder_dir, toy_task_dir, steps), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        ckpt = latest_checkpoint(killed / "checkpoints")
+        if ckpt is not None and int(ckpt.name.split("-")[1]) >= 6:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stopped_at = int(latest_checkpoint(killed / "checkpoints").name.split("-")[1])
+    assert stopped_at < steps, "the run finished before it could be killed"
+
+    resumed = subprocess.run(_cli(killed, tiny_encoder_dir, toy_task_dir, steps), check=True, env=env,
+                             capture_output=True, text=True)
+    assert "resumed from" in resumed.stdout + resumed.stderr
+    a, b = _final_weights(straight), _final_weights(killed)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+
+
+class _Linear(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Linear(2, 1)
+
+
+def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(tmp_path):
+    calls = {"n": 0}
+
+    def loss_step(module, batch):
+        calls["n"] += 1
+        loss = module.w(batch["x"]).pow(2).mean()
+        if calls["n"] > 4:
+            loss = loss * float("nan")
+        return loss, {}
+
+    feats = [{"input_ids": [1, 2], "x": [0.5, -0.5]} for _ in range(8)]
+    collate = lambda items: {"x": torch.tensor([f["x"] for f in items])}  # noqa: E731
+    loop = TrainLoop(_Linear(), feats, collate, loss_step, output_dir=tmp_path,
+                     config=TrainConfig(epochs=10, batch_size=2, save_every=2, lr=0.1))
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at optimizer step 5.*last good checkpoint"):
+        loop.train()
+    assert latest_checkpoint(tmp_path / "checkpoints").name == "ckpt-4"
+
+
+def test_gradient_accumulation_matches_one_large_batch(tmp_path):
+    """Two micro-batches of 2 give the same update as one batch of 4 (mean losses)."""
+    torch.manual_seed(0)
+    feats = [{"input_ids": [1], "x": [float(i), 1.0], "y": float(i % 3)} for i in range(4)]
+    collate = lambda items: {"x": torch.tensor([f["x"] for f in items]),  # noqa: E731
+                             "y": torch.tensor([f["y"] for f in items])}
+
+    def loss_step(module, batch):
+        return (module.w(batch["x"]).squeeze(-1) - batch["y"]).pow(2).mean(), {}
+
+    results = []
+    for bs, accum in ((4, 1), (2, 2)):
+        torch.manual_seed(0)
+        model = _Linear()
+        cfg = TrainConfig(max_steps=1, batch_size=bs, grad_accum=accum, lr=0.1, warmup_ratio=0.0,
+                          group_by_length=False, max_grad_norm=0.0, weight_decay=0.0)
+        TrainLoop(model, feats, collate, loss_step, config=cfg, output_dir=tmp_path / f"{bs}").train()
+        results.append(model.w.weight.detach().clone())
+    torch.testing.assert_close(results[0], results[1])
