@@ -10,6 +10,7 @@ from transformers import (BertConfig, BertForSequenceClassification, BertForToke
 
 from bertdistill.distill import Distiller, RecipeError, list_recipes, load_recipe, parse_recipe
 from bertdistill.distill.recipe import TRAINING_DEFAULTS
+from bertdistill.students.layers import select_layers
 
 MINE = ["distilbert", "kd", "kd_hidden_mse", "ner_kd", "pkd_last", "pkd_skip", "tinybert_task"]
 VOCAB = 60
@@ -71,12 +72,13 @@ def test_shipped_recipe_builds_and_trains(name, data, teachers):
     ids, mask, seq_labels, tok_labels = data
     batch = {"input_ids": ids, "attention_mask": mask,
              "labels": tok_labels if token else seq_labels}
-    # the builder would keep teacher layers 1 and 3 (0-based) of 4 for "every_other"
+    kept = select_layers(recipe.student["layers"], 4)  # what the student builder keeps
+    assert len(kept) == 2
     widths = [32, 16] if name == "tinybert_task" else [32]
     for hidden in widths:
         student = student_for(recipe, hidden, token)
         distiller = Distiller(recipe.terms, student_config=student.config,
-                              teacher_config=teacher.config, kept=[1, 3],
+                              teacher_config=teacher.config, kept=kept,
                               task_kind="token_classification" if token else "classification")
         inputs = {"input_ids": ids, "attention_mask": mask}
         with torch.no_grad():
@@ -100,6 +102,7 @@ def test_shipped_recipe_contents():
     assert [t.layers for t in pkd_skip.terms if t.loss == "pkd_cls"] == ["skip"]
     assert [t.layers for t in pkd_last.terms if t.loss == "pkd_cls"] == ["last_k"]
     assert 100 <= pkd_skip.terms[2].weight <= 500
+    assert pkd_skip.student["layers"] == pkd_last.student["layers"] == "first"
     distil = load_recipe("distilbert")
     assert distil.student == {"arch": "distilbert", "layers": "every_other"}
     assert {t.loss: t.temperature for t in distil.terms}["kd_kl"] == 2.0
@@ -131,12 +134,15 @@ terms:
 training:
   lr: 5e-5
   temperature: 4
-  epochs: 2
+  epochs: 0.5
+  max_grad_norm: null
+  mixed_precision: bf16
 """)
     r = load_recipe(path)
     assert r.name == "exp" and r.source == str(path)
     assert r.student == {"arch": "same", "layers": "every_other"}
-    assert r.training["lr"] == 5e-5 and r.training["epochs"] == 2
+    assert r.training["lr"] == 5e-5 and r.training["epochs"] == 0.5
+    assert r.training["max_grad_norm"] is None and r.training["mixed_precision"] == "bf16"
     assert r.training["batch_size"] == TRAINING_DEFAULTS["batch_size"]
     kd, hid, soft = r.terms
     assert kd.temperature == 4.0  # from training.temperature
@@ -165,12 +171,18 @@ training:
     ("terms:\n  - {loss: kd_kl}\nstudnet: {arch: same}\n", ["exp.yaml", "studnet", "allowed"]),
     ("terms:\n  - {loss: kd_kl}\nstudent: {arch: lstm}\n", ["exp.yaml", "student.arch"]),
     ("terms:\n  - {loss: kd_kl}\nstudent: {layers: [1, 1]}\n", ["exp.yaml", "student.layers"]),
+    ("terms:\n  - {loss: kd_kl}\nstudent: {layers: middle}\n", ["student.layers", "first"]),
     ("terms:\n  - {loss: kd_kl}\nstudent: {depth: 3}\n", ["exp.yaml", "unknown student key"]),
     ("terms:\n  - {loss: kd_kl}\ntraining: {epoch: 3}\n",
      ["exp.yaml", "unknown training key 'epoch'", "epochs"]),
     ("terms:\n  - {loss: kd_kl}\ntraining: {lr: fast}\n", ["exp.yaml", "training.lr", "number"]),
     ("terms:\n  - {loss: kd_kl}\ntraining: {batch_size: 0}\n", ["training.batch_size", ">= 1"]),
     ("terms:\n  - {loss: kd_kl}\ntraining: {warmup_ratio: 2}\n", ["training.warmup_ratio"]),
+    ("terms:\n  - {loss: kd_kl}\ntraining: {epochs: 0}\n", ["training.epochs", "> 0"]),
+    ("terms:\n  - {loss: kd_kl}\ntraining: {grad_accum: 1.5}\n", ["training.grad_accum", "integer"]),
+    ("terms:\n  - {loss: kd_kl}\ntraining: {mixed_precision: fp8}\n",
+     ["training.mixed_precision", "bf16"]),
+    ("terms:\n  - {loss: kd_kl}\ntraining: {group_by_length: 1}\n", ["training.group_by_length"]),
     ("terms:\n  - {loss: kd_kl\n", ["exp.yaml", "not valid YAML"]),
     ("- just a list\n", ["exp.yaml", "mapping"]),
 ])

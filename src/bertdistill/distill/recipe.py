@@ -6,8 +6,9 @@ Schema (every top-level key but ``terms`` is optional)::
     description: Plain Hinton KD.
     student:
       arch: same                    # same (a smaller copy of the teacher) | distilbert
-      layers: every_other           # every_other | skip | last | [0, 2, 4] (teacher layers,
-                                    # 0-based) | 6 (a layer count)
+      layers: every_other           # every_other | skip | last | first (the presets of
+                                    # bertdistill.students.layers) | [0, 2, 4] (teacher
+                                    # layers, 0-based, increasing) | 6 (a layer count)
     terms:                          # a list of Term fields (see bertdistill.distill.terms)
       - loss: kd_kl                 # required: a name in LOSSES
         weight: 0.5                 # default 1.0; 0 switches a term off
@@ -41,30 +42,37 @@ import yaml
 
 from bertdistill.distill.losses import LOSSES
 from bertdistill.distill.terms import TERM_FIELDS, Term, check_term, name_terms
+from bertdistill.students.layers import PRESETS as STUDENT_LAYER_CHOICES
 
 TOP_KEYS = ("name", "description", "student", "terms", "training")
 STUDENT_KEYS = ("arch", "layers")
 STUDENT_ARCHS = ("same", "distilbert")
-STUDENT_LAYER_CHOICES = ("every_other", "skip", "last")
 STUDENT_DEFAULTS = {"arch": "same", "layers": "every_other"}
 
-#: training key -> (type, smallest allowed value, may be null)
-TRAINING_SCHEMA: dict[str, tuple[type, float | None, bool]] = {
-    "epochs": (int, 1, False),
-    "max_steps": (int, 1, True),
-    "lr": (float, 0.0, False),
-    "batch_size": (int, 1, False),
-    "eval_batch_size": (int, 1, False),
-    "warmup_ratio": (float, 0.0, False),
-    "weight_decay": (float, 0.0, False),
-    "max_grad_norm": (float, 0.0, True),
-    "grad_accum": (int, 1, False),
-    "max_length": (int, 1, False),
-    "temperature": (float, 0.0, False),
-    "seed": (int, None, False),
+#: training key -> (kind, bound, may be null). kind: "int" / "float" with bound = the
+#: smallest allowed value (">x" for strictly greater), "bool", or a tuple of allowed strings.
+#: The keys follow the engine's TrainConfig, plus max_length, eval_batch_size, temperature.
+TRAINING_SCHEMA: dict[str, tuple[Any, str | None, bool]] = {
+    "epochs": ("float", ">0", False),
+    "max_steps": ("int", "1", True),
+    "lr": ("float", ">0", False),
+    "batch_size": ("int", "1", False),
+    "eval_batch_size": ("int", "1", False),
+    "warmup_ratio": ("float", "0", False),
+    "weight_decay": ("float", "0", False),
+    "max_grad_norm": ("float", ">0", True),
+    "grad_accum": ("int", "1", False),
+    "max_length": ("int", "1", False),
+    "temperature": ("float", ">0", False),
+    "seed": ("int", None, False),
+    "eval_every": ("int", "1", True),
+    "save_every": ("int", "1", True),
+    "log_every": ("int", "1", False),
+    "mixed_precision": (("no", "bf16", "fp16"), None, False),
+    "group_by_length": ("bool", None, False),
 }
 TRAINING_DEFAULTS: dict[str, Any] = {
-    "epochs": 3,
+    "epochs": 3.0,
     "lr": 5e-5,
     "batch_size": 32,
     "warmup_ratio": 0.1,
@@ -84,29 +92,39 @@ def _check_training_value(key: str, value: Any, where: str) -> Any:
     if key not in TRAINING_SCHEMA:
         raise RecipeError(f"{where}: unknown training key {key!r}; allowed: "
                           f"{', '.join(TRAINING_SCHEMA)}")
-    kind, low, nullable = TRAINING_SCHEMA[key]
+    kind, bound, nullable = TRAINING_SCHEMA[key]
     if value is None:
         if nullable:
             return None
         raise RecipeError(f"{where}: training.{key} may not be null")
-    if kind is float and isinstance(value, str):
+    if isinstance(kind, tuple):
+        if value not in kind:
+            raise RecipeError(f"{where}: training.{key} must be one of {', '.join(kind)}, "
+                              f"got {value!r}")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise RecipeError(f"{where}: training.{key} must be true or false, got {value!r}")
+        return value
+    if kind == "float" and isinstance(value, str):
         try:  # YAML 1.1 reads "5e-5" (no dot) as a string
             value = float(value)
         except ValueError:
             raise RecipeError(f"{where}: training.{key} must be a number, got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RecipeError(f"{where}: training.{key} must be a number, got {value!r}")
-    if kind is int:
+    if kind == "int":
         if value != int(value):
             raise RecipeError(f"{where}: training.{key} must be an integer, got {value!r}")
         value = int(value)
     else:
         value = float(value)
-    if low is not None:
-        strict = kind is float and key in ("lr", "temperature", "max_grad_norm")
+    if bound is not None:
+        strict = bound.startswith(">")
+        low = float(bound.lstrip(">"))
         if value < low or (strict and value == low):
-            op = ">" if strict else ">="
-            raise RecipeError(f"{where}: training.{key} must be {op} {low:g}, got {value!r}")
+            raise RecipeError(f"{where}: training.{key} must be {'>' if strict else '>='} "
+                              f"{low:g}, got {value!r}")
     if key == "warmup_ratio" and value > 1:
         raise RecipeError(f"{where}: training.warmup_ratio must be <= 1, got {value!r}")
     return value
@@ -128,11 +146,12 @@ def _check_student(student: Any, where: str) -> dict:
     layers = merged["layers"]
     ok = (layers in STUDENT_LAYER_CHOICES if isinstance(layers, str)
           else (isinstance(layers, int) and not isinstance(layers, bool) and layers >= 1)
-          or (isinstance(layers, list) and bool(layers) and len(set(layers)) == len(layers)
-              and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in layers)))
+          or (isinstance(layers, list) and bool(layers)
+              and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in layers)
+              and all(a < b for a, b in zip(layers, layers[1:]))))
     if not ok:
         raise RecipeError(f"{where}: student.layers must be one of "
-                          f"{', '.join(STUDENT_LAYER_CHOICES)}, a list of distinct teacher layer "
+                          f"{', '.join(STUDENT_LAYER_CHOICES)}, a list of increasing teacher layer "
                           f"indices (0-based) or a layer count >= 1, got {layers!r}")
     return merged
 

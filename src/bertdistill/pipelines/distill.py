@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
+from accelerate.utils import set_seed
 
 from ..data import load_task
 from ..data.encode import Collator, encode
@@ -95,6 +96,7 @@ class DistillRecipe:
         arch = cfg.student_arch or self.recipe.student.get("arch", "same")
         layers = cfg.student_layers if cfg.student_layers is not None else self.recipe.student.get("layers", "every_other")
         num_layers = layers if isinstance(layers, int) else None
+        set_seed(self.train_config.seed)  # connectors and any new weights start from the seed
         self.student, self.student_info = build_student(
             self.teacher, layers=layers, num_layers=num_layers, arch=arch, attn_implementation="eager",
         )

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from accelerate.utils import set_seed
 
 from ..data import load_task
 from ..data.encode import Collator, encode
@@ -64,6 +65,7 @@ class FinetuneRecipe:
         if self.data.skipped:
             log.warning("skipped %d bad rows (--skip-bad-rows)", self.data.skipped)
         self.tokenizer = load_tokenizer(cfg.model)
+        set_seed(cfg.train.seed)  # a new task head is initialised from the seed
         self.model = load_task_model(cfg.model, self.task)
         train = _limit(self.data.split("train"), cfg.max_train_examples, cfg.train.seed)
         dev = _limit(self.data.split(cfg.eval_split), cfg.max_eval_examples, cfg.train.seed)

@@ -264,6 +264,8 @@ class TrainLoop:
             "best_step": self.state.best_step,
             "train_seconds": elapsed,
             "samples_per_s": samples / max(elapsed, 1e-9),
+            "processes": self.accelerator.num_processes,
+            "mixed_precision": self.config.mixed_precision,
             "history": self.history,
         }
 

@@ -1,0 +1,98 @@
+"""Task distillation end to end on tiny models: the student learns, the cache is reused,
+bad input is refused before training starts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from transformers import AutoModelForSequenceClassification
+
+from bertdistill import api
+from bertdistill.pipelines.distill import DistillConfig, DistillRecipe
+from bertdistill.training.engine import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tiny_encoder_dir, toy_task_dir, tmp_path_factory) -> Path:
+    """A tiny 2-layer BERT fine-tuned on the toy task (dev accuracy ~1.0)."""
+    out = tmp_path_factory.mktemp("teacher")
+    result = api.finetune("tsv", str(tiny_encoder_dir), str(out), str(toy_task_dir),
+                          train=TrainConfig(epochs=6, lr=1e-3, batch_size=16, seed=1))
+    assert result["dev"]["accuracy"] > 0.9
+    return out / "best"
+
+
+def _distill(teacher, task_dir, out, **kw):
+    train = kw.pop("train", {"epochs": 6, "lr": 1e-3, "batch_size": 16, "seed": 2})
+    return api.distill(str(teacher), "tsv", str(out), str(task_dir), cache_dir=str(out.parent / "cache"),
+                       train=train, **kw)
+
+
+def test_distilbert_student_learns_and_reloads_with_plain_transformers(tiny_teacher, toy_task_dir, tmp_path):
+    out = tmp_path / "student"
+    result = _distill(tiny_teacher, toy_task_dir, out, recipe="distilbert")
+    assert result["student"]["arch"] == "distilbert" and result["student"]["kept_layers"] == [0]
+    assert result["dev"]["student"]["accuracy"] > 0.8, result["dev"]
+    rows = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines() if '"loss"' in l]
+    assert rows[-1]["loss"] < 0.7 * rows[0]["loss"]
+    assert set(rows[0]["parts"]) >= {"kd_kl", "hard", "cosine"}
+    model = AutoModelForSequenceClassification.from_pretrained(out / "student")
+    assert model.config.model_type == "distilbert" and model.config.n_layers == 1
+    assert not any("token_type" in n or "pooler" in n for n, _ in model.named_parameters())
+
+
+def test_teacher_cache_is_built_once_and_reused(tiny_teacher, toy_task_dir, tmp_path):
+    first = _distill(tiny_teacher, toy_task_dir, tmp_path / "a", recipe="kd_hidden_mse",
+                     train={"max_steps": 3, "batch_size": 16})
+    second = _distill(tiny_teacher, toy_task_dir, tmp_path / "b", recipe="kd_hidden_mse",
+                      train={"max_steps": 3, "batch_size": 16})
+    assert first["teacher_cache"] and first["teacher_cache"] == second["teacher_cache"]
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
+def test_cached_teacher_features_equal_live_ones(tiny_teacher, toy_task_dir, tmp_path):
+    cfg = dict(teacher=str(tiny_teacher), task="tsv", data=str(toy_task_dir), recipe="kd_hidden_mse",
+               cache_dir=str(tmp_path / "cache"))
+    cached = DistillRecipe(DistillConfig(output=str(tmp_path / "c"), **cfg))
+    cached.setup()
+    live = DistillRecipe(DistillConfig(output=str(tmp_path / "l"), cache_teacher=False, **cfg))
+    live.setup()
+    assert cached.cache is not None and live.cache is None
+    batch = cached.collate(cached.train_features[:8])
+    a, b = cached.teacher_features(batch), live.teacher_features(batch)
+    mask = batch["attention_mask"].bool()
+    for key in a:
+        x, y = (a[key][mask], b[key][mask]) if a[key].ndim == 3 else (a[key], b[key])
+        torch.testing.assert_close(x, y, atol=2e-2, rtol=1e-2, msg=key)  # stored as fp16
+
+
+def test_unknown_loss_is_refused_before_training(tiny_teacher, toy_task_dir, tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "bad", "description": "x", "student": {"arch": "same"},
+                                      "terms": [{"loss": "kd_kl"}, {"loss": "telepathy", "name": "mind"}]}))
+    with pytest.raises(ValueError, match="telepathy"):
+        _distill(tiny_teacher, toy_task_dir, tmp_path / "s", recipe=str(recipe))
+    assert not (tmp_path / "s" / "checkpoints").exists()
+
+
+def test_layer_out_of_range_is_refused(tiny_teacher, toy_task_dir, tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "bad", "description": "x", "student": {"arch": "same"},
+                                      "terms": [{"loss": "hidden_mse", "student": "hidden", "teacher": "hidden",
+                                                 "layers": [[1, 9]], "name": "deep"}]}))
+    with pytest.raises(ValueError, match="deep"):
+        _distill(tiny_teacher, toy_task_dir, tmp_path / "s", recipe=str(recipe))
+
+
+def test_teacher_with_wrong_label_count_is_refused(tiny_teacher, tmp_path):
+    folder = tmp_path / "three"
+    folder.mkdir()
+    rows = ["sentence\tlabel"] + [f"good movie {i}\t{i % 3}" for i in range(30)]
+    for split in ("train", "dev"):
+        (folder / f"{split}.tsv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(ValueError, match=r"2.*3|3.*2"):
+        _distill(tiny_teacher, folder, tmp_path / "s", recipe="kd")
