@@ -27,7 +27,9 @@ import copy
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -85,6 +87,10 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"torch {torch.__version__}, {threads} threads, {os.cpu_count()} CPUs, load {_loadavg()}", flush=True)
+    load = _loadavg()
+    if load and threads > 1 and load[0] > 0.5:
+        print(f"WARNING: load average {load[0]}: other processes use the CPUs and {threads} torch threads will "
+              "be oversubscribed (much slower, noisy); use --threads 1 or an idle machine", flush=True)
 
     # ---- 1. peaks
     peaks = {}
@@ -109,8 +115,12 @@ def main(argv=None) -> dict:
     if args.cache:
         from bertdistill.distill.cache import TeacherCache
 
-        recipe.cache = TeacherCache.load_or_build(recipe.teacher, recipe.train_features,
-                                                  recipe.distiller.teacher_keys, cache_dir=out / "teacher-cache")
+        cache_dir = tempfile.mkdtemp(prefix="teacher-cache-", dir=out)
+        try:
+            recipe.cache = TeacherCache.load_or_build(recipe.teacher, recipe.train_features,
+                                                      recipe.distiller.teacher_keys, cache_dir=cache_dir)
+        finally:
+            shutil.rmtree(cache_dir, ignore_errors=True)  # the cache is held in memory from here on
     tc = recipe.train_config
     lengths = [len(f["input_ids"]) for f in recipe.train_features]
     order = length_grouped_batches(lengths, args.batch_size, shuffle=True, seed=args.seed)
@@ -131,8 +141,15 @@ def main(argv=None) -> dict:
         module = DistillModule(student, recipe.distiller)
         optimizer = torch.optim.AdamW(_param_groups(module, tc.weight_decay), lr=tc.lr)
         def step(batch, *, update=True):
+            # = recipe.loss_step(module, batch) under autocast, except that cached teacher
+            # features are looked up outside autocast: stacking the cache's fp16 tensors under
+            # CPU bf16 autocast raises "Unexpected floating ScalarType in at::autocast::prioritize"
+            cached = recipe.teacher_features(batch) if recipe.cache is not None else None
             with torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext():
-                loss, _ = recipe.loss_step(module, batch)
+                if cached is None:
+                    loss, _ = recipe.loss_step(module, batch)
+                else:
+                    loss, _ = module(batch, cached)
             loss.backward()
             if update:
                 torch.nn.utils.clip_grad_norm_(module.parameters(), tc.max_grad_norm)

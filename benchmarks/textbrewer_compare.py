@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import platform
 import random
@@ -245,7 +246,7 @@ def objective_check(recipe, student0, kept, args, work: Path) -> dict:
         "grad_max_abs_diff": worst, "grad_max_abs": scale,
         "grad_rel_diff": worst / scale if scale else None,
         "parts_bertdistill": parts,
-        "parts_textbrewer": {k: float(v) for k, v in tb_parts.items()},
+        "parts_textbrewer": {k: float(v.detach()) for k, v in tb_parts.items()},
     }
 
 
@@ -321,6 +322,15 @@ def _finish(name, tool, start, clock, counter, student, recipe, args, load_befor
 
 
 # --------------------------------------------------------------------------- table
+
+def _break_even(build_seconds: float, other_rate: float, cached_rate: float, batch_size: int) -> int | None:
+    """Optimizer steps after which the cached run, its cache build included, has caught up
+    with a run at ``other_rate`` samples/s: n / cached + build = n / other."""
+    gain = 1 / other_rate - 1 / cached_rate
+    if gain <= 0:
+        return None
+    return math.ceil(build_seconds / gain / batch_size)
+
 
 def table(rows: list[dict]) -> str:
     head = ["run", "samples/s", "x TB (dyn pad)", "x TB (max-len pad)", "dev acc", "note"]
@@ -482,6 +492,11 @@ def main(argv=None) -> dict:
         rows.append({"label": "bertdistill, cache + shuffled batches",
                      "samples_per_s": runs["ours_cache_random"]["samples_per_s"],
                      "dev_accuracy": runs["ours_cache_random"]["dev_accuracy"], "note": "ablation: no length groups"})
+    break_even = {"vs_textbrewer_dynamic_steps": _break_even(cache_seconds, base_dyn, ours["samples_per_s"],
+                                                             args.batch_size)}
+    if "ours_live" in runs:
+        break_even["vs_bertdistill_live_teacher_steps"] = _break_even(
+            cache_seconds, runs["ours_live"]["samples_per_s"], ours["samples_per_s"], args.batch_size)
     for r in rows:
         r["speedup_vs_tb_dynamic"] = r["samples_per_s"] / base_dyn
         r["speedup_vs_tb_maxlen"] = r["samples_per_s"] / base_max
@@ -493,6 +508,14 @@ def main(argv=None) -> dict:
     print()
     print(header)
     print(text)
+    steps_per_epoch = math.ceil(n_train / args.batch_size)
+    for key, label in (("vs_textbrewer_dynamic_steps", "TextBrewer (dynamic padding)"),
+                       ("vs_bertdistill_live_teacher_steps", "bertdistill with the live teacher")):
+        if key in break_even:
+            value = break_even[key]
+            where = ("never (not faster per step)" if value is None else
+                     f"{value} steps = {value / steps_per_epoch:.2f} epochs of {steps_per_epoch} steps")
+            print(f"cache build pays for itself vs {label} after: {where}")
 
     result = {
         "benchmark": "textbrewer_compare",
@@ -513,6 +536,7 @@ def main(argv=None) -> dict:
         "teacher_cache": {"build_seconds": cache_seconds, "bytes": cache_bytes, "examples": n_train,
                           "dtype": "float16", "keys": recipe.distiller.teacher_keys},
         "runs": runs, "rows": rows, "table": text,
+        "cache_break_even": {**break_even, "steps_per_epoch": math.ceil(n_train / args.batch_size)},
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "transformers": transformers.__version__, "textbrewer": textbrewer.__version__,
                         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine()},

@@ -60,3 +60,16 @@ def shared_data() -> Path:
     if not path.exists():
         pytest.skip(f"benchmark data not found at {path} (set BERTDISTILL_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tiny_encoder_dir, toy_task_dir, tmp_path_factory) -> Path:
+    """A tiny 2-layer BERT fine-tuned on the toy task (dev accuracy ~1.0)."""
+    from bertdistill import api
+    from bertdistill.training.engine import TrainConfig
+
+    out = tmp_path_factory.mktemp("teacher")
+    result = api.finetune("tsv", str(tiny_encoder_dir), str(out), str(toy_task_dir),
+                          train=TrainConfig(epochs=6, lr=1e-3, batch_size=16, seed=1))
+    assert result["dev"]["accuracy"] > 0.9
+    return out / "best"

@@ -9,21 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
 
 from bertdistill import api
 from bertdistill.pipelines.distill import DistillConfig, DistillRecipe
 from bertdistill.training.engine import TrainConfig
-
-
-@pytest.fixture(scope="module")
-def tiny_teacher(tiny_encoder_dir, toy_task_dir, tmp_path_factory) -> Path:
-    """A tiny 2-layer BERT fine-tuned on the toy task (dev accuracy ~1.0)."""
-    out = tmp_path_factory.mktemp("teacher")
-    result = api.finetune("tsv", str(tiny_encoder_dir), str(out), str(toy_task_dir),
-                          train=TrainConfig(epochs=6, lr=1e-3, batch_size=16, seed=1))
-    assert result["dev"]["accuracy"] > 0.9
-    return out / "best"
 
 
 def _distill(teacher, task_dir, out, **kw):
@@ -96,3 +87,37 @@ def test_teacher_with_wrong_label_count_is_refused(tiny_teacher, tmp_path):
         (folder / f"{split}.tsv").write_text("\n".join(rows) + "\n")
     with pytest.raises(ValueError, match=r"2.*3|3.*2"):
         _distill(tiny_teacher, folder, tmp_path / "s", recipe="kd")
+
+
+def test_student_with_other_vocabulary_is_refused(tiny_teacher, toy_task_dir, tmp_path):
+    from tiny import save_tiny_bert
+
+    other = save_tiny_bert(tmp_path / "other", kind="sequence")
+    tok_file = other / "tokenizer.json"
+    data = json.loads(tok_file.read_text())
+    vocab = data["model"]["vocab"]
+    first, second = list(vocab)[10:12]
+    vocab[first], vocab[second] = vocab[second], vocab[first]  # same tokens, other ids
+    tok_file.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="tokenizer.*differ"):
+        _distill(tiny_teacher, toy_task_dir, tmp_path / "s", recipe="kd", student=str(other))
+
+
+def test_random_student_of_another_width_learns_through_projection(tiny_teacher, toy_task_dir, tmp_path):
+    recipe = tmp_path / "proj.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "proj", "description": "x", "student": {"arch": "same"},
+                                      "terms": [{"loss": "kd_kl", "temperature": 2.0, "weight": 0.5},
+                                                {"loss": "hard", "weight": 0.5},
+                                                {"loss": "hidden_mse", "layers": "uniform", "projection": True,
+                                                 "weight": 0.1}]}))
+    out = tmp_path / "s"
+    _distill(tiny_teacher, toy_task_dir, out, recipe=str(recipe),
+             train={"epochs": 3, "lr": 3e-3, "batch_size": 16, "seed": 2},
+             student_config={"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                             "intermediate_size": 32, "max_position_embeddings": 128})
+    rows = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines() if '"loss"' in l]
+    assert rows[-1]["parts"]["hidden_mse"] < 0.5 * rows[0]["parts"]["hidden_mse"], rows
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    ckpt = load_file(str(out / "checkpoints" / (out / "checkpoints" / "latest").read_text() / "model.safetensors"))
+    assert any(k.startswith("distiller.connectors") for k in ckpt)
+    assert AutoModelForSequenceClassification.from_pretrained(out / "student").config.hidden_size == 16

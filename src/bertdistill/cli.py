@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student-arch", choices=["same", "distilbert"], default=None)
     p.add_argument("--student-layers", default=None,
                    help="number of layers, a preset (every_other, skip, last, first) or a list like 0,2,4")
+    p.add_argument("--student", default=None, help="start from an existing student checkpoint (same vocabulary)")
+    p.add_argument("--student-config", default=None,
+                   help='random student of another shape: JSON or a .json path, e.g. \'{"hidden_size": 128, "num_hidden_layers": 2}\'')
     p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--weight", action="append", default=[], metavar="TERM=W", help="override a term's weight")
     p.add_argument("--no-teacher-cache", action="store_true", help="run the teacher every step")
@@ -123,6 +126,15 @@ def _layers(value: str | None):
     return value
 
 
+def _json_arg(value: str | None):
+    if value is None:
+        return None
+    if value.strip().startswith("{"):
+        return json.loads(value)
+    with open(value) as fh:
+        return json.load(fh)
+
+
 def _weights(items: list[str]) -> dict | None:
     out = {}
     for item in items:
@@ -150,6 +162,7 @@ def run(args: argparse.Namespace) -> object:
     if args.command == "distill":
         return api.distill(args.teacher, args.task, args.output, args.data, recipe=args.recipe,
                            student_arch=args.student_arch, student_layers=_layers(args.student_layers),
+                           student=args.student, student_config=_json_arg(args.student_config),
                            temperature=args.temperature, weights=_weights(args.weight), max_length=args.max_length,
                            skip_bad_rows=args.skip_bad_rows, cache_teacher=not args.no_teacher_cache,
                            cache_dir=args.cache_dir, max_train_examples=args.max_train_examples,

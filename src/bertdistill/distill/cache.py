@@ -88,7 +88,8 @@ class TeacherCache:
     def lookup(self, indices: list[int], length: int, device=None) -> dict[str, torch.Tensor]:
         out = {}
         for key in self.keys:
-            batch = _pad(key, [self.example(key, i) for i in indices], length).float()
+            # float32 pieces: stacking fp16 under CPU bf16 autocast is refused by torch
+            batch = _pad(key, [self.example(key, i).float() for i in indices], length)
             out[key] = batch.to(device) if device is not None else batch
         return out
 

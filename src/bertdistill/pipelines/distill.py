@@ -26,8 +26,8 @@ from ..evaluation import predict
 from ..metrics import compute_metrics, format_metrics
 from ..models.inputs import model_inputs
 from ..models.loading import load_task_model, load_tokenizer, save_model
-from ..students import build_student
-from ..training.engine import TrainConfig, TrainLoop
+from ..students import StudentInfo, build_student, student_from_config
+from ..training.engine import TrainConfig, TrainLoop, make_accelerator
 from .finetune import _jsonable, _limit
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ class DistillConfig:
     recipe: str = "distilbert"
     student_arch: str | None = None          # "same" | "distilbert" (default: the recipe's)
     student_layers: object = None            # int, preset name or list (default: the recipe's)
+    student: str | None = None               # an existing student checkpoint (e.g. general distillation)
+    student_config: dict | None = None       # random init of another shape, e.g. {"hidden_size": 128, ...}
     temperature: float | None = None
     weights: dict | None = None              # term name -> weight overrides
     max_length: int | None = None
@@ -97,9 +99,7 @@ class DistillRecipe:
         layers = cfg.student_layers if cfg.student_layers is not None else self.recipe.student.get("layers", "every_other")
         num_layers = layers if isinstance(layers, int) else None
         set_seed(self.train_config.seed)  # connectors and any new weights start from the seed
-        self.student, self.student_info = build_student(
-            self.teacher, layers=layers, num_layers=num_layers, arch=arch, attn_implementation="eager",
-        )
+        self.student, self.student_info = self._build_student(arch, layers, num_layers)
         self.distiller = Distiller(
             self.recipe.terms, student_config=self.student.config, teacher_config=self.teacher.config,
             kept=self.student_info.kept, task_kind=self.task.kind,
@@ -117,7 +117,28 @@ class DistillRecipe:
             f["index"] = i
         self.dev_features = encode(self.task, dev, self.tokenizer, self.max_length)
         self.collator = Collator(self.tokenizer.pad_token_id)
-        self._setup_cache()
+        self.accelerator = make_accelerator(self.train_config)
+        self.teacher.to(self.accelerator.device)
+        with self.accelerator.main_process_first():  # one process builds the cache, the others read it
+            self._setup_cache()
+
+    def _build_student(self, arch: str, layers, num_layers):
+        """Copied from the teacher (default), loaded from a checkpoint, or randomly initialised."""
+        cfg = self.config
+        if cfg.student:
+            check_same_vocabulary(self.tokenizer, load_tokenizer(cfg.student), cfg.teacher, cfg.student)
+            student = load_task_model(cfg.student, self.task, attn_implementation="eager")
+            return student, StudentInfo(arch=student.config.model_type, kept=None,
+                                        teacher_layers=self.teacher.config.num_hidden_layers)
+        if cfg.student_config:
+            student = student_from_config(
+                cfg.student_config, self.task.kind, self.task.num_labels, arch="distilbert" if arch == "distilbert" else "bert",
+                tokenizer_vocab_size=len(self.tokenizer), id2label=self.task.id2label, attn_implementation="eager",
+            )
+            return student, StudentInfo(arch=student.config.model_type, kept=None,
+                                        teacher_layers=self.teacher.config.num_hidden_layers)
+        return build_student(self.teacher, layers=layers, num_layers=num_layers, arch=arch,
+                             attn_implementation="eager")
 
     def _setup_cache(self) -> None:
         cfg = self.config
@@ -165,8 +186,8 @@ class DistillRecipe:
             self.module, self.train_features, self.collate, self.loss_step,
             config=self.train_config, output_dir=self.output, evaluate=self.evaluate,
             main_metric=self.task.main_metric, on_best=self.save_best, progress_desc="distill",
+            accelerator=self.accelerator,
         )
-        self.teacher.to(self.loop.accelerator.device)
         return self.loop.train()
 
     def run(self) -> dict:
@@ -200,6 +221,20 @@ class DistillRecipe:
             results[split] = row
         (self.output / "results.json").write_text(json.dumps(_jsonable(results), indent=2))
         return results
+
+
+def check_same_vocabulary(teacher_tok, student_tok, teacher_name: str, student_name: str) -> None:
+    """Teacher and student read the same token ids, or the comparison is meaningless."""
+    t_vocab, s_vocab = teacher_tok.get_vocab(), student_tok.get_vocab()
+    if t_vocab != s_vocab:
+        only_t = len(set(t_vocab) - set(s_vocab))
+        only_s = len(set(s_vocab) - set(t_vocab))
+        raise ValueError(
+            f"the teacher's tokenizer ({teacher_name}, {len(t_vocab)} tokens) and the student's "
+            f"({student_name}, {len(s_vocab)} tokens) differ: {only_t} tokens only in the teacher's, "
+            f"{only_s} only in the student's, or the same tokens with other ids. Teacher and student must "
+            "share one vocabulary for these losses; build the student from the teacher instead."
+        )
 
 
 def _train_config(recipe_training: dict, overrides: dict) -> TrainConfig:

@@ -61,6 +61,11 @@ class TrainConfig:
             raise ValueError("batch_size and grad_accum must be at least 1")
 
 
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    """One Accelerator per run: device placement, mixed precision, process group (torchrun)."""
+    return Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
+
+
 def _param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
     for name, param in module.named_parameters():
@@ -104,7 +109,7 @@ class TrainLoop:
         self.output_dir = Path(output_dir)
         self.ckpt_dir = self.output_dir / "checkpoints"
         self.progress_desc = progress_desc
-        self.accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
+        self.accelerator = accelerator or make_accelerator(config)
         self.lengths = [len(f["input_ids"]) for f in features]
         set_seed(config.seed)
         self.raw_module = module

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every benchmark recorded in benchmarks/RESULTS.md, one after the other (2-core machine:
+# never in parallel). Each step writes its JSON/log under runs/bench/. Timings: `time` output
+# in runs/bench/<step>.time. Usage: bash benchmarks/run_all.sh [step ...]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. .venv/bin/activate
+D=${BERTDISTILL_DATA:-../shared/data}
+B=runs/bench
+mkdir -p $B
+run() {  # run NAME COMMAND...
+  local name=$1; shift
+  echo "=== $name: $*" | tee -a $B/commands.txt
+  { /usr/bin/time -v "$@" ; } > $B/$name.log 2> >(tee $B/$name.err >&2 | grep -E "Elapsed|Maximum resident" > $B/$name.time)
+}
+steps=${*:-"sst2-teacher demo sst2-student textbrewer conll-teacher conll-student embed-sst2 peak-flops"}
+for step in $steps; do case $step in
+  sst2-teacher) run $step bertdistill finetune --task sst2 --data $D/sst2/glue --model minilm-l6 --output $B/sst2-teacher \
+                  --epochs 1 --batch-size 32 --lr 5e-5 --max-length 64 --eval-every 500 ;;
+  demo)         run $step bertdistill demo --output $B/demo ;;
+  sst2-student) run $step bertdistill distill --teacher $B/sst2-teacher/best --task sst2 --data $D/sst2/glue \
+                  --recipe distilbert --student-layers every_other --output $B/sst2-student --epochs 1 \
+                  --batch-size 32 --lr 1e-4 --max-length 64 --eval-every 500 --cache-dir $B/cache ;;
+  textbrewer)   run $step python benchmarks/textbrewer_compare.py --steps 300 --teacher $B/sst2-teacher/best \
+                  --batch-size 32 --max-length 64 --threads 2 --out $B/textbrewer ;;
+  conll-teacher) run $step bertdistill finetune --task conll2003 --data $D/conll2003/iob2 --model minilm-l6 \
+                  --output $B/conll-teacher --epochs 2 --batch-size 32 --lr 1e-4 --max-length 128 ;;
+  conll-student) run $step bertdistill distill --teacher $B/conll-teacher/best --task conll2003 --data $D/conll2003/iob2 \
+                  --recipe ner_kd --student-layers every_other --output $B/conll-student --epochs 2 --batch-size 32 \
+                  --lr 1e-4 --max-length 128 --cache-dir $B/cache ;;
+  embed-sst2)   run $step bertdistill embed --task sst2 --data $D/sst2/glue --model minilm-l6 --pooling mean \
+                  --max-train-examples 20000 --output $B/embed-sst2.json ;;
+  peak-flops)   run $step python benchmarks/peak_flops.py --teacher $B/sst2-teacher/best --threads 2 --out $B/peak_flops ;;
+  *) echo "unknown step $step" >&2; exit 2 ;;
+esac; done
