@@ -121,3 +121,12 @@ def test_random_student_of_another_width_learns_through_projection(tiny_teacher,
     ckpt = load_file(str(out / "checkpoints" / (out / "checkpoints" / "latest").read_text() / "model.safetensors"))
     assert any(k.startswith("distiller.connectors") for k in ckpt)
     assert AutoModelForSequenceClassification.from_pretrained(out / "student").config.hidden_size == 16
+
+
+def test_bf16_mixed_precision_on_cpu_runs_with_teacher_cache(tiny_teacher, toy_task_dir, tmp_path):
+    out = tmp_path / "bf16"
+    result = _distill(tiny_teacher, toy_task_dir, out, recipe="kd_hidden_mse",
+                      train={"max_steps": 4, "batch_size": 16, "mixed_precision": "bf16"})
+    assert result["train"]["mixed_precision"] == "bf16"
+    rows = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines() if '"loss"' in l]
+    assert rows and all(r["loss"] == r["loss"] and r["loss"] < float("inf") for r in rows)

@@ -180,8 +180,12 @@ def run(args: argparse.Namespace) -> object:
     if args.command == "tasks":
         from .data import TASKS
 
-        for name, spec in sorted(TASKS.items()):
-            print(f"{name:<16} {spec.kind:<22} metrics: {', '.join(spec.metrics)}")
+        for name, entry in sorted(TASKS.items()):
+            spec = entry.spec
+            if spec is None:
+                print(f"{name:<16} {'(from the file)':<22} --text-column/--label-column name the columns")
+            else:
+                print(f"{name:<16} {spec.kind:<22} metrics: {', '.join(spec.metrics)}")
         return None
     if args.command == "recipes":
         from .distill.recipe import list_recipes, load_recipe

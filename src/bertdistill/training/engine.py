@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
@@ -62,7 +63,15 @@ class TrainConfig:
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
-    """One Accelerator per run: device placement, mixed precision, process group (torchrun)."""
+    """One Accelerator per run: device placement, mixed precision, process group (torchrun).
+
+    accelerate keeps its settings in a process-wide singleton; a second run in the same
+    Python process (the demo, the API in a notebook) may ask for another precision, so the
+    per-run part is cleared. The process group (PartialState) is kept.
+    """
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision", config.mixed_precision) != config.mixed_precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
     return Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
 
 
