@@ -29,7 +29,9 @@ for step in $steps; do case $step in
                   --recipe ner_kd --student-layers every_other --output $B/conll-student --epochs 2 --batch-size 32 \
                   --lr 1e-4 --max-length 128 --cache-dir $B/cache ;;
   embed-sst2)   run $step bertdistill embed --task sst2 --data $D/sst2/glue --model minilm-l6 --pooling mean \
-                  --max-train-examples 20000 --output $B/embed-sst2.json ;;
+                  --output $B/embed-sst2.json ;;
+  embed-sst2-20k) run $step bertdistill embed --task sst2 --data $D/sst2/glue --model minilm-l6 --pooling mean \
+                  --max-train-examples 20000 --output $B/embed-sst2-20k.json ;;
   peak-flops)   run $step python benchmarks/peak_flops.py --teacher $B/sst2-teacher/best --threads 2 --out $B/peak_flops ;;
   *) echo "unknown step $step" >&2; exit 2 ;;
 esac; done
