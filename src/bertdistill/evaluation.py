@@ -113,7 +113,13 @@ def evaluate_model(
     if not examples:
         raise ValueError(f"task {task.name!r}: no examples to evaluate")
     features = encode(task, examples, tokenizer, max_length=max_length)
-    collator = Collator(tokenizer.pad_token_id)
+    return evaluate_features(model, task, features, Collator(tokenizer.pad_token_id), batch_size, device)
+
+
+def evaluate_features(model, task: TaskSpec, features: list[dict], collator, batch_size: int = 64,
+                      device: str | torch.device | None = None) -> dict:
+    """Score already-encoded ``features`` (on the model's own device unless one is given)."""
+    device = device if device is not None else next(model.parameters()).device
     predictions, references = predict(model, task, features, collator, batch_size, device)
     if references is None:
         raise ValueError(f"task {task.name!r}: the examples have no labels, nothing to score")

@@ -445,15 +445,8 @@ class AttentionMSELoss(DistillLoss):
 
 
 @register_loss("attention_kl")
-class AttentionKLLoss(DistillLoss):
+class AttentionKLLoss(AttentionMSELoss):
     """MiniLM-style KL between teacher and student attention rows (real rows only)."""
-
-    features = ("attention",)
-    params = ("head_reduce",)
-
-    def __init__(self, head_reduce: str = "none") -> None:
-        super().__init__()
-        self.head_reduce = head_reduce
 
     def forward(self, student, teacher, mask=None, labels=None):
         return attention_kl(student, teacher, mask, head_reduce=self.head_reduce)

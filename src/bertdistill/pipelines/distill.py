@@ -22,8 +22,8 @@ from ..distill.cache import TeacherCache
 from ..distill.distiller import Distiller
 from ..distill.features import extract
 from ..distill.recipe import load_recipe
-from ..evaluation import predict
-from ..metrics import compute_metrics, format_metrics
+from ..evaluation import evaluate_features
+from ..metrics import format_metrics
 from ..models.inputs import model_inputs
 from ..models.loading import load_task_model, load_tokenizer, save_model
 from ..students import StudentInfo, build_student, student_from_config
@@ -172,9 +172,8 @@ class DistillRecipe:
         return module(batch, self.teacher_features(batch))
 
     def evaluate(self) -> dict:
-        preds, refs = predict(self.student, self.task, self.dev_features, self.collator,
-                              batch_size=self.config.eval_batch_size, device=_device(self.student))
-        return compute_metrics(self.task, preds, refs)
+        return evaluate_features(self.student, self.task, self.dev_features, self.collator,
+                                 self.config.eval_batch_size)
 
     def save_best(self, metrics: dict) -> None:
         save_model(self.student, self.tokenizer, self.output / "student", task=self.task,
@@ -212,9 +211,7 @@ class DistillRecipe:
             feats = encode(self.task, examples, self.tokenizer, self.max_length)
             row = {}
             for who, model in (("teacher", self.teacher), ("student", student)):
-                preds, refs = predict(model, self.task, feats, self.collator, batch_size=self.config.eval_batch_size,
-                                      device=_device(model))
-                row[who] = compute_metrics(self.task, preds, refs)
+                row[who] = evaluate_features(model, self.task, feats, self.collator, self.config.eval_batch_size)
                 print(format_metrics(self.task, row[who], title=f"{who} · {self.task.name} {split}"))
             main = self.task.main_metric
             row["retention"] = row["student"][main] / row["teacher"][main] if row["teacher"][main] else None
@@ -241,7 +238,3 @@ def _train_config(recipe_training: dict, overrides: dict) -> TrainConfig:
     names = {f.name for f in fields(TrainConfig)}
     merged = {k: v for k, v in {**recipe_training, **(overrides or {})}.items() if k in names and v is not None}
     return TrainConfig(**merged)
-
-
-def _device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device

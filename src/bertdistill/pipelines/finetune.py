@@ -17,8 +17,8 @@ from accelerate.utils import set_seed
 
 from ..data import load_task
 from ..data.encode import Collator, encode
-from ..evaluation import predict
-from ..metrics import compute_metrics, format_metrics
+from ..evaluation import evaluate_features
+from ..metrics import format_metrics
 from ..models.inputs import model_inputs
 from ..models.loading import load_task_model, load_tokenizer, save_model
 from ..training.engine import TrainConfig, TrainLoop
@@ -79,9 +79,8 @@ class FinetuneRecipe:
         return out.loss, {"task": float(out.loss.detach())}
 
     def evaluate(self) -> dict:
-        preds, refs = predict(self.model, self.task, self.dev_features, self.collator,
-                              batch_size=self.config.eval_batch_size, device=_device(self.model))
-        return compute_metrics(self.task, preds, refs)
+        return evaluate_features(self.model, self.task, self.dev_features, self.collator,
+                                 self.config.eval_batch_size)
 
     def save_best(self, metrics: dict) -> None:
         save_model(self.model, self.tokenizer, self.output / "best", task=self.task,
@@ -115,9 +114,7 @@ class FinetuneRecipe:
             if any(e.label is None for e in examples):
                 continue
             feats = encode(self.task, examples, self.tokenizer, self.config.max_length)
-            preds, refs = predict(model, self.task, feats, self.collator,
-                                  batch_size=self.config.eval_batch_size)
-            metrics = compute_metrics(self.task, preds, refs)
+            metrics = evaluate_features(model, self.task, feats, self.collator, self.config.eval_batch_size)
             results[split] = metrics
             print(format_metrics(self.task, metrics, title=f"{self.task.name} {split} ({best})"))
         (self.output / "results.json").write_text(json.dumps(results, indent=2))
@@ -128,10 +125,6 @@ class FinetuneRecipe:
 
 def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
     return getattr(module, "module", module)
-
-
-def _device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 def _jsonable(obj):
