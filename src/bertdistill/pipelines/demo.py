@@ -48,7 +48,8 @@ def run_demo(output: str = "runs/demo", *, teacher: str = "minilm-l6", task: str
     rows = {}
     for name, path in (("teacher", teacher_dir), ("student", student_dir)):
         model = load_task_model(path, task_data.task)
-        metrics = evaluate_model(model, tokenizer, task_data.task, examples)
+        # the distillation run already scored both models on this split; score only if it did not
+        metrics = ds[split][name] if split in ds else evaluate_model(model, tokenizer, task_data.task, examples)
         rows[name] = {"metrics": metrics, "params": parameter_count(model), "bytes": folder_bytes(path),
                       "dir": path, "model": model}
 

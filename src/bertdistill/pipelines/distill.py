@@ -208,7 +208,8 @@ class DistillRecipe:
             examples = self.data.splits.get(split or "", [])
             if not examples or any(e.label is None for e in examples):
                 continue
-            feats = encode(self.task, examples, self.tokenizer, self.max_length)
+            reuse = split == self.config.eval_split and self.config.max_eval_examples is None
+            feats = self.dev_features if reuse else encode(self.task, examples, self.tokenizer, self.max_length)
             row = {}
             for who, model in (("teacher", self.teacher), ("student", student)):
                 row[who] = evaluate_features(model, self.task, feats, self.collator, self.config.eval_batch_size)

@@ -113,7 +113,8 @@ class FinetuneRecipe:
             examples = self.data.splits[split]
             if any(e.label is None for e in examples):
                 continue
-            feats = encode(self.task, examples, self.tokenizer, self.config.max_length)
+            reuse = split == self.config.eval_split and self.config.max_eval_examples is None
+            feats = self.dev_features if reuse else encode(self.task, examples, self.tokenizer, self.config.max_length)
             metrics = evaluate_features(model, self.task, feats, self.collator, self.config.eval_batch_size)
             results[split] = metrics
             print(format_metrics(self.task, metrics, title=f"{self.task.name} {split} ({best})"))
