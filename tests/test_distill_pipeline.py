@@ -130,3 +130,14 @@ def test_bf16_mixed_precision_on_cpu_runs_with_teacher_cache(tiny_teacher, toy_t
     assert result["train"]["mixed_precision"] == "bf16"
     rows = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines() if '"loss"' in l]
     assert rows and all(r["loss"] == r["loss"] and r["loss"] < float("inf") for r in rows)
+
+
+def test_token_level_distillation_runs_with_cache_on_conll(shared_data, tmp_path):
+    from tiny import save_tiny_bert
+
+    teacher = save_tiny_bert(tmp_path / "ner_teacher", kind="token", num_labels=9)
+    result = api.distill(str(teacher), "conll2003", str(tmp_path / "s"), str(shared_data / "conll2003" / "iob2"),
+                         recipe="ner_kd", cache_dir=str(tmp_path / "cache"), max_train_examples=64,
+                         max_eval_examples=32, test_split=None, train={"max_steps": 3, "batch_size": 16})
+    assert result["teacher_cache"]
+    assert {"entity_f1", "per_entity", "token_accuracy"} <= set(result["dev"]["student"])

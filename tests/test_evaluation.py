@@ -69,6 +69,22 @@ def test_token_classification_forced_tag(tok):
     assert m["per_entity"]["PER"]["support"] == 1
 
 
+def test_words_cut_off_by_truncation_are_scored_as_outside(tok):
+    task = tiny_task("token")  # O B-PER I-PER B-LOC I-LOC
+    model = make_tiny_bert(tok, num_labels=5, task_kind="token")
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 5.0, 0.0]))  # always B-LOC
+    # 6 words, max_length 5 = [CLS] + 3 word pieces + [SEP]: "london" and "paris" are cut off
+    examples = [Example(["john", "mary", "in", "the", "london", "paris"], label=[1, 1, 0, 0, 3, 3])]
+    feats = encode(task, examples, tok, max_length=5)
+    preds, refs = predict(model, task, feats, Collator(tok.pad_token_id))
+    assert refs == [["B-PER", "B-PER", "O", "O", "B-LOC", "B-LOC"]]
+    assert preds == [["B-LOC", "B-LOC", "B-LOC", "O", "O", "O"]]
+    m = evaluate_model(model, tok, task, examples, max_length=5)
+    assert m["per_entity"]["LOC"]["support"] == 2 and m["entity_recall"] == 0.0
+
+
 class LengthModel(torch.nn.Module):
     """Predicts each input's length as its regression score; accepts no token_type_ids."""
 

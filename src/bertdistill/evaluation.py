@@ -64,6 +64,7 @@ def predict(
             "word's first piece"
         )
     names = task.labels or []
+    outside = "O" if "O" in names else (names[0] if names else "O")
     accepted = forward_arguments(model)
     order = sorted(range(n), key=lambda i: -len(features[i]["input_ids"]))
     predictions: list = [None] * n
@@ -83,8 +84,17 @@ def predict(
                     best = logits.argmax(-1)
                     for row, i in enumerate(index):
                         keep = labels[row] != IGNORE_INDEX
-                        predictions[i] = [names[t] for t in best[row][keep].tolist()]
-                        references[i] = [names[t] for t in labels[row][keep].tolist()]
+                        predicted = [names[t] for t in best[row][keep].tolist()]
+                        feature = features[i]
+                        if "word_tags" in feature:  # score every word; unseen ones count as "O"
+                            words = [outside] * len(feature["word_tags"])
+                            for word, tag in zip(feature["label_words"], predicted):
+                                words[word] = tag
+                            predictions[i] = words
+                            references[i] = [names[t] for t in feature["word_tags"]]
+                        else:
+                            predictions[i] = predicted
+                            references[i] = [names[t] for t in labels[row][keep].tolist()]
                     continue
                 if task.kind == "regression":
                     values = logits.reshape(len(index), -1)[:, 0].tolist()

@@ -96,12 +96,13 @@ def encode(
                         raise DataError(
                             *_where(ex), f"{len(ex.text)} words but {len(tags)} tags"
                         )
-                    labels = []
+                    labels, label_words = [], []
                     previous = None
                     for word in enc.word_ids(i):
                         if word is None or word == previous:
                             labels.append(IGNORE_INDEX)
                         else:
+                            label_words.append(word)
                             tag = int(tags[word])
                             if not 0 <= tag < task.num_labels:
                                 raise DataError(
@@ -110,6 +111,10 @@ def encode(
                             labels.append(tag)
                         previous = word
                     feature["labels"] = labels
+                    # every word's tag and which word each labelled piece starts, so that
+                    # evaluation scores words cut off by truncation (as "O") instead of dropping them
+                    feature["word_tags"] = tags
+                    feature["label_words"] = label_words
                 else:
                     feature["labels"] = _label_for(task, ex)
             features.append(feature)

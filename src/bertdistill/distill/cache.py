@@ -152,7 +152,8 @@ class TeacherCache:
         with torch.inference_mode():
             for start in tqdm(range(0, len(order), batch_size), desc="teacher outputs", dynamic_ncols=True):
                 idx = order[start : start + batch_size]
-                batch = collate([{k: v for k, v in features[i].items() if k != "labels"} for i in idx])
+                batch = collate([{k: features[i][k] for k in ("input_ids", "token_type_ids") if k in features[i]}
+                                 for i in idx])
                 batch = {k: v.to(device) for k, v in batch.items()}
                 out = teacher(**model_inputs(teacher, batch), output_hidden_states=want.hidden_states,
                               output_attentions=want.attentions)
