@@ -47,12 +47,18 @@ def test_forced_class_one_gives_share_of_class_one(tok):
     assert m["f1"] == pytest.approx(2 * (3 / 8) / (3 / 8 + 1))
 
 
-def test_token_classification_forced_tag(tok):
-    task = tiny_task("token")  # O B-PER I-PER B-LOC I-LOC
+def _always_b_loc(tok):
+    """A tiny token classifier that tags every piece B-LOC (tag 3 of O B-PER I-PER B-LOC I-LOC)."""
     model = make_tiny_bert(tok, num_labels=5, task_kind="token")
     with torch.no_grad():
         model.classifier.weight.zero_()
-        model.classifier.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 5.0, 0.0]))  # always B-LOC
+        model.classifier.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 5.0, 0.0]))
+    return model
+
+
+def test_token_classification_forced_tag(tok):
+    task = tiny_task("token")  # O B-PER I-PER B-LOC I-LOC
+    model = _always_b_loc(tok)
     examples = [
         Example(["john", "walking", "in", "paris"], label=[1, 0, 0, 3]),
         Example(["unbelievable", "london"], label=[0, 3]),
@@ -71,10 +77,7 @@ def test_token_classification_forced_tag(tok):
 
 def test_words_cut_off_by_truncation_are_scored_as_outside(tok):
     task = tiny_task("token")  # O B-PER I-PER B-LOC I-LOC
-    model = make_tiny_bert(tok, num_labels=5, task_kind="token")
-    with torch.no_grad():
-        model.classifier.weight.zero_()
-        model.classifier.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 5.0, 0.0]))  # always B-LOC
+    model = _always_b_loc(tok)
     # 6 words, max_length 5 = [CLS] + 3 word pieces + [SEP]: "london" and "paris" are cut off
     examples = [Example(["john", "mary", "in", "the", "london", "paris"], label=[1, 1, 0, 0, 3, 3])]
     feats = encode(task, examples, tok, max_length=5)
