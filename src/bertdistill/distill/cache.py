@@ -122,6 +122,7 @@ class TeacherCache:
         cache_dir: str | Path | None = None,
         batch_size: int = 64,
         dtype: torch.dtype = torch.float16,
+        pad_token_id: int = 0,
     ) -> "TeacherCache":
         root = Path(cache_dir) if cache_dir else default_cache_dir()
         folder = root / fingerprint(teacher, features, keys, dtype)
@@ -129,7 +130,7 @@ class TeacherCache:
         if file.exists():
             log.info("teacher outputs: reusing cache %s", folder)
             return cls(load_file(str(file)), keys, folder)
-        tensors = cls._compute(teacher, features, keys, batch_size, dtype)
+        tensors = cls._compute(teacher, features, keys, batch_size, dtype, pad_token_id)
         tmp = root / f".{folder.name}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -141,9 +142,9 @@ class TeacherCache:
         return cls(tensors, keys, folder)
 
     @staticmethod
-    def _compute(teacher, features, keys, batch_size, dtype) -> dict[str, torch.Tensor]:
+    def _compute(teacher, features, keys, batch_size, dtype, pad_token_id) -> dict[str, torch.Tensor]:
         want = needs(keys)
-        collate = Collator(pad_token_id=0)
+        collate = Collator(pad_token_id=pad_token_id)
         order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
         per_example: dict[str, list] = {k: [None] * len(features) for k in keys}
         device = next(teacher.parameters()).device

@@ -150,7 +150,8 @@ class DistillRecipe:
             log.warning("teacher cache would take %.1f GB (> %.1f GB): computing teacher outputs live",
                         size / 2**30, cfg.cache_max_gb)
             return
-        self.cache = TeacherCache.load_or_build(self.teacher, self.train_features, keys, cache_dir=cfg.cache_dir)
+        self.cache = TeacherCache.load_or_build(self.teacher, self.train_features, keys, cache_dir=cfg.cache_dir,
+                                                pad_token_id=self.tokenizer.pad_token_id)
 
     def collate(self, items: list[dict]) -> dict:
         batch = self.collator([{k: v for k, v in f.items() if k != "index"} for f in items])
