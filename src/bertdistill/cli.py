@@ -113,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("tasks", help="list the known tasks")
     sub.add_parser("recipes", help="list the shipped distillation recipes")
+
+    from .commands import register_all
+
+    register_all(sub)
     return parser
 
 
@@ -147,6 +151,10 @@ def _weights(items: list[str]) -> dict | None:
 
 def run(args: argparse.Namespace) -> object:
     from . import api
+
+    handler = getattr(args, "handler", None)
+    if handler is not None:  # commands registered from bertdistill.commands
+        return handler(args)
 
     if args.command == "demo":
         return api.demo(args.output, teacher=args.teacher, teacher_epochs=args.teacher_epochs,
