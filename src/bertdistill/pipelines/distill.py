@@ -29,6 +29,7 @@ from ..models.loading import load_task_model, load_tokenizer, save_model
 from ..students import StudentInfo, build_student, student_from_config
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
 from .finetune import _jsonable, _limit
+from .plan import announce
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ class DistillRecipe:
         self.teacher.to(self.accelerator.device)
         with self.accelerator.main_process_first():  # one process builds the cache, the others read it
             self._setup_cache()
+        announce(self)  # print the plan, write run_config.json before training
 
     def _build_student(self, arch: str, layers, num_layers):
         """Copied from the teacher (default), loaded from a checkpoint, or randomly initialised."""
