@@ -7,6 +7,7 @@ The public functions live in ``bertdistill.api`` and are reachable from here::
     bertdistill.distill("runs/teacher/best", data="reviews.csv", output="runs/student")
     bertdistill.predict("runs/student/student", ["a great film"])
 
+(No submodule is named like a function: ``bertdistill.predict`` is always the function.)
 They are imported on first use, so ``import bertdistill`` (and ``bertdistill --help``)
 stays fast; ``help(bertdistill.distill)`` shows each one's keywords and an example.
 """

@@ -181,7 +181,7 @@ def embed(model: str = "minilm-l6", task: str | None = None, data: str | None = 
         result = bertdistill.embed("minilm-l6", data="reviews.csv", pooling="mean")
         print(result["accuracy"])
     """
-    from .embed import embed_baseline
+    from .embedding import embed_baseline
 
     opts = _data(locals_=locals(), base=data_options)
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
@@ -205,7 +205,7 @@ def predict(model: str, texts: str | list[str], *, output: str | None = None, ba
         rows = bertdistill.predict("runs/student/student", ["a great film", "dull and long"])
         print(rows[0]["label"], rows[0]["score"])
     """
-    from .predict import predict_texts
+    from .prediction import predict_texts
 
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
         rows = predict_texts(model, [texts] if isinstance(texts, str) else texts, batch_size=batch_size,

@@ -204,7 +204,7 @@ def _listing(command: str) -> None:
 
 
 def _predict(api, args: argparse.Namespace) -> list[dict]:
-    from .predict import read_texts
+    from .prediction import read_texts
 
     if bool(args.text) == bool(args.input):
         raise ValueError("predict needs either --text (repeatable) or --input FILE")
