@@ -7,23 +7,39 @@ The public functions live in ``bertdistill.api`` and are reachable from here::
     bertdistill.distill("runs/teacher/best", data="reviews.csv", output="runs/student")
     bertdistill.predict("runs/student/student", ["a great film"])
 
-(No submodule is named like a function: ``bertdistill.predict`` is always the function.)
 They are imported on first use, so ``import bertdistill`` (and ``bertdistill --help``)
 stays fast; ``help(bertdistill.distill)`` shows each one's keywords and an example.
+``bertdistill.distill`` is the function even though a subpackage has that name: the
+subpackage is imported by its full name (``from bertdistill.distill.recipe import ...``).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
+import types
 
 __version__ = "0.1.0"
 
 __all__ = ["TrainConfig", "demo", "distill", "embed", "evaluate", "finetune", "load_task", "predict"]
 
 
+class _Package(types.ModuleType):
+    """This package's module type: a subpackage import never replaces a public function name."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in __all__ and isinstance(value, types.ModuleType):
+            return  # the import system records the subpackage in sys.modules; the name stays the function
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
 def __getattr__(name: str):
-    if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is not None:
+    public = name in __all__
+    if not public and (name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is not None):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     api = importlib.import_module(".api", __name__)
     if hasattr(api, name):  # every public function of bertdistill.api, including later additions
