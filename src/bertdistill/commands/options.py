@@ -32,27 +32,25 @@ class HelpFormatter(argparse.HelpFormatter):
 
 # ---- value checks ------------------------------------------------------------------------------
 
-def positive_int(text: str) -> int:
+def _whole(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _whole(text, 1)
 
 
 def nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
+    return _whole(text, 0)
 
 
-def _number(text: str) -> float:
+def _finite(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -63,21 +61,21 @@ def _number(text: str) -> float:
 
 
 def positive_float(text: str) -> float:
-    value = _number(text)
+    value = _finite(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
     return value
 
 
 def nonnegative_float(text: str) -> float:
-    value = _number(text)
+    value = _finite(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
 
 
 def fraction(text: str) -> float:
-    value = _number(text)
+    value = _finite(text)
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1), got {text}")
     return value
