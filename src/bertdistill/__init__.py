@@ -9,12 +9,13 @@ The public functions live in ``bertdistill.api`` and are reachable from here::
 
 They are imported on first use, so ``import bertdistill`` (and ``bertdistill --help``)
 stays fast; ``help(bertdistill.distill)`` shows each one's keywords and an example.
-``bertdistill.distill`` is the function even though a subpackage has that name: the
-subpackage is imported by its full name (``from bertdistill.distill.recipe import ...``).
+``bertdistill.distill`` is the function even though a subpackage has that name; its
+attributes are the subpackage's (``import bertdistill.distill.cache`` keeps working).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import sys
@@ -37,14 +38,37 @@ class _Package(types.ModuleType):
 sys.modules[__name__].__class__ = _Package
 
 
+class _FunctionAndPackage:
+    """A public function whose name is also a subpackage's (``distill``): calling it calls the
+    function, attributes are the subpackage's, so ``bertdistill.distill(...)`` and
+    ``import bertdistill.distill.cache as cache`` both work."""
+
+    def __init__(self, function, package: str):
+        functools.update_wrapper(self, function)  # __doc__, __module__, __wrapped__ (signature)
+        self._package = package
+
+    def __call__(self, *args, **kwargs):
+        return self.__wrapped__(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(importlib.import_module(self._package), name)
+
+    def __repr__(self) -> str:
+        return f"<function {self.__qualname__} (and package {self._package})>"
+
+
 def __getattr__(name: str):
     public = name in __all__
     if not public and (name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is not None):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     api = importlib.import_module(".api", __name__)
-    if hasattr(api, name):  # every public function of bertdistill.api, including later additions
-        return getattr(api, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if not hasattr(api, name):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(api, name)  # every public function of bertdistill.api, including later additions
+    if public and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = _FunctionAndPackage(value, f"{__name__}.{name}")
+        globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
