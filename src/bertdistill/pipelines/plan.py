@@ -71,8 +71,7 @@ def describe(recipe) -> dict:
                     "hidden_size": recipe.teacher.config.hidden_size,
                     "parameters": parameter_count(recipe.teacher)},
         "student": {"arch": info.arch, "kept_teacher_layers": info.kept, "from": cfg.student,
-                    "config": cfg.student_config, "layers": recipe.student.config.num_hidden_layers
-                    if hasattr(recipe.student.config, "num_hidden_layers") else recipe.student.config.n_layers,
+                    "config": cfg.student_config, "layers": recipe.student.config.num_hidden_layers,
                     "parameters": parameter_count(recipe.student)},
         "recipe": {"name": recipe.recipe.name, "source": recipe.recipe.source,
                    "overrides": recipe.recipe.overrides, "terms": terms},
