@@ -45,6 +45,7 @@ class TrainState:
     batch_in_epoch: int = 0
     best_metric: float | None = None
     best_step: int | None = None
+    eval_step: int | None = None     # the last step evaluated (not evaluated again after a resume)
 
 
 # ---- durable file primitives ----------------------------------------------------------------

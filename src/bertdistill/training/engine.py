@@ -235,6 +235,7 @@ class TrainLoop:
             metrics = self.evaluate_fn()
         metrics = broadcast_object_list([metrics])[0]
         self.module.train()
+        self.state.eval_step = self.state.step
         self._log({"step": self.state.step, "epoch": self.state.epoch, "eval": metrics})
         if self.main_metric and metrics is not None:
             value = float(metrics[self.main_metric])
@@ -255,7 +256,7 @@ class TrainLoop:
             total=self.total_steps, initial=self.state.step, desc=self.progress_desc,
             disable=not acc.is_local_main_process, dynamic_ncols=True,
         )
-        started, samples, last_eval_step = time.perf_counter(), 0, None
+        started, samples = time.perf_counter(), 0
         window_loss, window_n = 0.0, 0
         epoch = self.state.epoch
         while self.state.step < self.total_steps:
@@ -282,7 +283,6 @@ class TrainLoop:
                     window_loss, window_n = 0.0, 0
                 if cfg.eval_every and self.state.step % cfg.eval_every == 0:
                     self._evaluate()
-                    last_eval_step = self.state.step
                     if not cfg.save_every:
                         self._save()
                 if cfg.save_every and self.state.step % cfg.save_every == 0:
@@ -292,12 +292,11 @@ class TrainLoop:
                 self.state.epoch, self.state.batch_in_epoch = epoch, 0
                 if not cfg.eval_every and self.state.step < self.total_steps:
                     self._evaluate()
-                    last_eval_step = self.state.step
                     self._save()
                 continue
             break
         bar.close()
-        if last_eval_step != self.state.step:
+        if self.state.eval_step != self.state.step:
             self._evaluate()
         self._save()
         elapsed = time.perf_counter() - started
