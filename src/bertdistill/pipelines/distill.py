@@ -27,6 +27,7 @@ from ..metrics import format_metrics
 from ..models.inputs import model_inputs
 from ..models.loading import load_task_model, load_tokenizer, save_model
 from ..students import StudentInfo, build_student, student_from_config
+from ..students.defaults import choose_arch
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
 from ..training.validate import check_distill_options
 from .finetune import _jsonable, _limit
@@ -97,7 +98,9 @@ class DistillRecipe:
         self.tokenizer = load_tokenizer(cfg.teacher)
         self.teacher = load_task_model(cfg.teacher, self.task, attn_implementation="eager")
         self.teacher.eval().requires_grad_(False)
-        arch = cfg.student_arch or self.recipe.student.get("arch", "same")
+        arch, note = choose_arch(cfg.student_arch, self.recipe.student.get("arch", "same"), self.task.pair)
+        if note:
+            log.warning(note)
         layers = cfg.student_layers if cfg.student_layers is not None else self.recipe.student.get("layers", "every_other")
         num_layers = layers if isinstance(layers, int) else None
         set_seed(self.train_config.seed)  # connectors and any new weights start from the seed
