@@ -29,7 +29,7 @@ def forwards(monkeypatch):
 
 def _setup(teacher, data, cache, out) -> DistillRecipe:
     recipe = DistillRecipe(DistillConfig(teacher=str(teacher), task="tsv", data=str(data), output=str(out),
-                                         recipe="kd", cache_dir=str(cache), max_train_examples=96))
+                                         recipe="kd", cache_dir=str(cache)))
     recipe.setup()
     return recipe
 
