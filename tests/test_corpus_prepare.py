@@ -193,11 +193,18 @@ def test_bad_inputs_named_before_tokenizing(tmp_path, tok):
     (tmp_path / "latin1.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1"))
     with pytest.raises(DataError, match="latin1.txt: not UTF-8"):
         prepare([tmp_path / "latin1.txt"], tok, out)
+    assert not out.exists()  # refused before anything was written
+    late = tmp_path / "late.txt"
+    late.write_bytes(b"the movie was good\n" * 100 + b"caf\xe9\n")  # bad byte after the first KB
+    with pytest.raises(DataError, match="late.txt:101: not UTF-8"):
+        prepare([late], tok, out, min_length=3)
+    with pytest.raises(DataError, match="meta.json"):
+        TokenShards(out)  # the aborted run left no folder that reads as complete
     with pytest.raises(ValueError, match="--max-length"):
         prepare([good], tok, out, max_length=2)
     with pytest.raises(ValueError, match="--min-length"):
         prepare([good], tok, out, max_length=16, min_length=20)
-    assert not out.exists()  # nothing was written for any of them
+    assert not any(out.iterdir())
 
 
 def test_corpus_with_no_long_enough_sequence(tmp_path, tok):
