@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,10 @@ def test_sequences_round_trip_across_shards(tmp_path, tok):
     assert shards.meta["dtype"] == "uint16" and shards.vocab_size == len(VOCAB)
     with pytest.raises(IndexError):
         shards[len(expected)]
+    blob = pickle.dumps(shards)  # sent to spawned workers as folder + meta, not as token data
+    assert len(blob) < 4000
+    copy = pickle.loads(blob)
+    assert len(copy) == len(shards) and copy[5].tolist() == expected[5]
 
 
 def test_long_documents_are_cut_with_specials(tmp_path, tok):

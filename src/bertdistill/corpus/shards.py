@@ -222,6 +222,9 @@ class TokenShards:
         self.dtype = np.dtype(self.meta["dtype"])
         if tokenizer is not None:
             self.check_tokenizer(tokenizer)
+        self._open()
+
+    def _open(self) -> None:
         self._ids: list[np.ndarray] = []
         self._offsets: list[np.ndarray] = []
         for record in self.meta["shards"]:
@@ -235,6 +238,16 @@ class TokenShards:
                             f"meta.json says {self.meta['sequences']}; {PREPARE_HINT}")
         self._lengths = None
         self._counts = None
+
+    def __getstate__(self) -> dict:
+        # pickled (e.g. to spawned DataLoader workers) as its folder and meta, never as token data
+        return {"path": self.path, "meta": self.meta}
+
+    def __setstate__(self, state: dict) -> None:
+        self.path, self.meta = state["path"], state["meta"]
+        self.vocab_size = int(self.meta["vocab_size"])
+        self.dtype = np.dtype(self.meta["dtype"])
+        self._open()
 
     def check_tokenizer(self, tokenizer) -> None:
         """ValueError when ``tokenizer`` has another vocabulary than the one the folder was made with."""
