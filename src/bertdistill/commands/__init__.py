@@ -13,6 +13,7 @@ import importlib
 
 MODULES: tuple[str, ...] = (
     "bertdistill.commands.cache",
+    "bertdistill.commands.corpus",
 )
 
 
