@@ -91,7 +91,12 @@ def _param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 class TrainLoop:
-    """Train ``module`` with ``loss_step`` over ``features`` (a list of encoded examples)."""
+    """Train ``module`` with ``loss_step`` over ``features`` (a list of encoded examples).
+
+    ``fingerprint``: the recipe's fields of the run's identity (training/fingerprint.py), stored
+    in each checkpoint and compared on resume; a ``"data"`` entry replaces the hash of the
+    features' token ids (for corpora too large to hash).
+    """
 
     def __init__(
         self,
