@@ -24,8 +24,10 @@ def finetune(task: str, model: str, output: str, data: str | None = None, *, tra
 def distill(teacher: str, task: str, output: str, data: str | None = None, *, recipe: str = "distilbert",
             **options) -> dict:
     """Distil a fine-tuned ``teacher`` into a student; the best student lands in ``output/student``."""
-    return DistillRecipe(DistillConfig(teacher=teacher, task=task, output=output, data=data, recipe=recipe,
-                                       **options)).run()
+    from .pipelines.bilstm import recipe_for  # the BiLSTM student (--student-arch bilstm) has its own recipe class
+
+    return recipe_for(DistillConfig(teacher=teacher, task=task, output=output, data=data, recipe=recipe,
+                                    **options)).run()
 
 
 def evaluate(model: str, task: str, data: str | None = None, *, split: str = "dev", output: str | None = None,
@@ -38,9 +40,15 @@ def evaluate(model: str, task: str, data: str | None = None, *, split: str = "de
     examples = task_data.split(split)
     if any(e.label is None for e in examples):
         raise ValueError(f"the {split!r} split of {task!r} has no labels; evaluate on a labelled split")
-    tokenizer = load_tokenizer(model)
-    net = load_task_model(model, task_data.task)
-    metrics = evaluate_model(net, tokenizer, task_data.task, examples, batch_size=batch_size, max_length=max_length)
+    from .students.bilstm import evaluate_bilstm, is_bilstm_dir
+
+    if is_bilstm_dir(model):  # a word-level BiLSTM student reads its own vocabulary
+        metrics = evaluate_bilstm(model, task_data.task, examples, batch_size=batch_size, max_length=max_length)
+    else:
+        tokenizer = load_tokenizer(model)
+        net = load_task_model(model, task_data.task)
+        metrics = evaluate_model(net, tokenizer, task_data.task, examples, batch_size=batch_size,
+                                 max_length=max_length)
     print(format_metrics(task_data.task, metrics, title=f"{task} {split} ({model})"))
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)

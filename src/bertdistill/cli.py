@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--teacher", required=True, help="fine-tuned teacher folder")
     p.add_argument("--recipe", default="distilbert", help="shipped recipe name or a YAML path")
-    p.add_argument("--student-arch", choices=["same", "distilbert"], default=None)
+    p.add_argument("--student-arch", choices=["same", "distilbert", "bilstm"], default=None)
     p.add_argument("--student-layers", default=None,
                    help="number of layers, a preset (every_other, skip, last, first) or a list like 0,2,4")
     p.add_argument("--student", default=None, help="start from an existing student checkpoint (same vocabulary)")
