@@ -50,12 +50,11 @@ class TangAugmenter(Augmenter):
     def fit(self, texts: list[str]) -> None:
         if self.tagger is None:
             return
-        unique = list(dict.fromkeys(texts))
-        tagged = self.tagger.tag_many([t.split() for t in unique])
+        unique = list(dict.fromkeys(texts))  # each distinct text tagged once ...
+        self.tags.update(zip(unique, self.tagger.tag_many([t.split() for t in unique])))
         counts: dict[str, Counter] = defaultdict(Counter)
-        for text, tags in zip(unique, tagged):
-            self.tags[text] = tags
-            for word, tag in zip(text.split(), tags):
+        for text in texts:  # ... and every occurrence counted (draws follow corpus frequency)
+            for word, tag in zip(text.split(), self.tags[text]):
                 counts[tag][word] += 1
         self.by_tag = {tag: FrequencySampler(c) for tag, c in counts.items()}
 
