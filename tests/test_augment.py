@@ -257,3 +257,25 @@ def test_augmented_copies_get_their_own_teacher_outputs(tiny_teacher, toy_task_d
     assert torch.allclose(cached, own, atol=2e-2)  # fp16 storage
     origin = int(r.transfer[i].source.rsplit(":", 1)[1])
     assert not torch.allclose(cached, r.cache.lookup([origin], 1)["logits"][0], atol=1e-4)
+
+
+def test_any_recipe_takes_an_augment_block(tiny_teacher, toy_task_dir, tmp_path):
+    import yaml
+
+    from bertdistill.pipelines.distill import DistillConfig, DistillRecipe
+
+    recipe = tmp_path / "kd_aug.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "student": {"arch": "distilbert", "layers": 1}, "terms": [{"loss": "kd_kl"}, {"loss": "hard", "weight": 0.5}],
+        "augment": {"method": "shuffle", "copies": 2, "params": {"window": 2}}}))
+    cfg = DistillConfig(teacher=str(tiny_teacher), task="tsv", data=str(toy_task_dir), output=str(tmp_path / "o"),
+                        recipe=str(recipe), max_train_examples=30, cache_dir=str(tmp_path / "cache"))
+    r = DistillRecipe(cfg)
+    r.setup()
+    rows = (tmp_path / "o" / "transfer_set.jsonl").read_text().splitlines()
+    assert len(r.train_features) == len(rows) > 30
+    assert sum(f["labels"] == -100 for f in r.train_features) == len(rows) - 30
+    assert len(r.cache) == len(rows)  # the teacher labelled every copy
+    batch = r.collate(r.train_features[25:40])  # originals and copies in one batch
+    total, parts = r.loss_step(r.module, batch)
+    assert torch.isfinite(total) and set(parts) >= {"kd_kl", "hard"}

@@ -55,8 +55,19 @@ def check_augment_spec(raw) -> dict:
     return spec
 
 
-def transfer_examples(spec: dict, train: list[Example], output_dir: str | Path) -> tuple[list[Example], dict]:
-    """The transfer set a recipe trains on: read from ``file`` or built from ``train`` now."""
+def transfer_examples(spec: dict, train: list[Example], output_dir: str | Path, *, task=None,
+                      terms=()) -> tuple[list[Example], dict]:
+    """The transfer set a recipe trains on: read from ``file`` or built from ``train`` now.
+
+    Augmented copies have no gold label; a label loss on a regression task cannot skip them
+    (NaN scores), so that combination is refused, as is token classification (word lists).
+    """
+    if task is not None and task.kind == "token_classification":
+        raise ValueError("augment: the augmentation families rewrite sentences; token classification "
+                         "(one tag per word) is not supported")
+    if task is not None and task.kind == "regression" and any(t.loss == "hard" and t.weight > 0 for t in terms):
+        raise ValueError("augment: augmented copies have no gold score; on a regression task set the label "
+                         "term's weight to 0 (--weight hard=0)")
     if "file" in spec:
         return read_transfer_set(spec["file"])
     return build_transfer_set(train, spec["method"], copies=spec["copies"], seed=spec["seed"],
@@ -64,4 +75,10 @@ def transfer_examples(spec: dict, train: list[Example], output_dir: str | Path) 
                               output=Path(output_dir) / "transfer_set.jsonl", **spec["params"])
 
 
-__all__ = ["SPEC_KEYS", "check_augment_spec", "flag", "transfer_examples"]
+def fill_missing_labels(features: list[dict], ignore: int = -100) -> None:
+    """Encoded copies without a label get the ignored class id, so batches mix them freely."""
+    for f in features:
+        f.setdefault("labels", ignore)
+
+
+__all__ = ["SPEC_KEYS", "check_augment_spec", "fill_missing_labels", "flag", "transfer_examples"]

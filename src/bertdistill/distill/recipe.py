@@ -24,6 +24,10 @@ Schema (every top-level key but ``terms`` is optional)::
     training:                       # see TRAINING_SCHEMA; missing keys take TRAINING_DEFAULTS
       epochs: 3
       lr: 5.0e-5
+    augment: {method: tang, copies: 20}   # optional augmented transfer set (bertdistill.augment.spec)
+
+``student.arch: bilstm`` takes its own keys (BILSTM_KEYS: embeddings, freeze_embeddings,
+embedding_dim, hidden_size, mlp_size, dropout, min_freq); see bertdistill.pipelines.bilstm.
 
 Every error raised while loading is a :class:`RecipeError` (a ValueError) whose message
 names the file and, for a term, its index and loss/name.

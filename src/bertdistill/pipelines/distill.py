@@ -112,7 +112,14 @@ class DistillRecipe:
         self.module = DistillModule(self.student, self.distiller)
         train = _limit(self.data.split("train"), cfg.max_train_examples, self.train_config.seed)
         dev = _limit(self.data.split(cfg.eval_split), cfg.max_eval_examples, self.train_config.seed)
+        if self.recipe.augment:  # an augmented transfer set (bertdistill.augment); the teacher labels the copies
+            from ..augment.spec import fill_missing_labels, transfer_examples
+
+            train, self.augment_meta = transfer_examples(self.recipe.augment, train, self.output,
+                                                         task=self.task, terms=self.recipe.terms)
         self.train_features = encode(self.task, train, self.tokenizer, self.max_length)
+        if self.recipe.augment:
+            fill_missing_labels(self.train_features)
         for i, f in enumerate(self.train_features):
             f["index"] = i
         self.dev_features = encode(self.task, dev, self.tokenizer, self.max_length)
