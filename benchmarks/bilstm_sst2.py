@@ -2,7 +2,8 @@
 
     python benchmarks/bilstm_sst2.py originals   # the seeded SST-2 subset as a transfer-set file
     python benchmarks/bilstm_sst2.py augment     # Tang-augmented transfer set (+ throughput)
-    python benchmarks/bilstm_sst2.py run NAME    # NAME in: aug, noaug, labels
+    python benchmarks/bilstm_sst2.py run NAME    # NAME in: aug, noaug, labels (BiLSTM); tf, tf_aug (3 layers)
+    python benchmarks/bilstm_sst2.py augment-tinybert   # TinyBERT-augmented subset for the 3-layer student
     python benchmarks/bilstm_sst2.py latency     # teacher vs BiLSTM, batch 1, interleaved
 
 Every phase writes JSON under benchmarks/results/bilstm/. Runs use one torch thread (the
@@ -67,10 +68,23 @@ def phase_augment(a) -> None:
     write_json("augment_tang.json", {"file": str(WORK / "sst2_tang.jsonl"), **meta})
 
 
-def recipe(name: str, terms: list, epochs: float, augment: dict | None) -> str:
+def phase_augment_tinybert(a) -> None:
+    """TinyBERT augmentation (GloVe neighbours: the MiniLM teacher has no masked-LM head) of a smaller subset."""
+    from bertdistill.augment import write_transfer_set
+
+    examples = originals(a.tf_originals)
+    write_transfer_set(WORK / "sst2_tf_originals.jsonl", examples, {"method": None, "originals": a.tf_originals})
+    out, meta = build_transfer_set(examples, "tinybert", copies=a.tf_copies, seed=0,
+                                   output=WORK / "sst2_tinybert.jsonl", p=0.4, top_k=15)
+    write_json("augment_tinybert.json", {"file": str(WORK / "sst2_tinybert.jsonl"), **meta})
+
+
+def recipe(name: str, terms: list, epochs: float, augment: dict | None, student: dict | None = None,
+           training: dict | None = None) -> str:
     import yaml
 
-    data = {"name": name, "student": STUDENT, "terms": terms, "training": {**TRAINING, "epochs": epochs}}
+    data = {"name": name, "student": student or STUDENT, "terms": terms,
+            "training": {**(training or TRAINING), "epochs": epochs}}
     if augment:
         data["augment"] = augment
     path = WORK / "recipes" / f"{name}.yaml"
@@ -87,8 +101,19 @@ def phase_run(a) -> None:
         "labels": ("bilstm_labels", [{"loss": "hard", "weight": 1.0}], a.epochs_small,
                    {"file": str(WORK / "sst2_originals.jsonl")}),
     }
-    name, terms, epochs, augment = variants[a.name]
-    path = recipe(name, terms, epochs, augment)
+    kd = [{"loss": "kd_kl", "weight": 1.0, "temperature": 2.0}, {"loss": "hard", "weight": 0.5}]
+    three = {"arch": "same", "layers": [0, 2, 4]}
+    tf_training = {"lr": 5.0e-5, "batch_size": 32, "warmup_ratio": 0.1, "max_length": 64, "seed": 42}
+    transformer = {
+        "tf": ("tf3_noaug", kd, 3, {"file": str(WORK / "sst2_tf_originals.jsonl")}),
+        "tf_aug": ("tf3_tinybert", kd, 1, {"file": str(WORK / "sst2_tinybert.jsonl")}),
+    }
+    if a.name in transformer:
+        name, terms, epochs, augment = transformer[a.name]
+        path = recipe(name, terms, epochs, augment, student=three, training=tf_training)
+    else:
+        name, terms, epochs, augment = variants[a.name]
+        path = recipe(name, terms, epochs, augment)
     start = time.time()
     result = api.distill(TEACHER, "sst2", str(WORK / "runs" / name), DATA, recipe=path,
                          cache_dir=str(WORK / "cache"),
@@ -137,17 +162,21 @@ def phase_latency(a) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("phase", choices=["originals", "augment", "run", "latency"])
+    ap.add_argument("phase", choices=["originals", "augment", "augment-tinybert", "run", "latency"])
     ap.add_argument("name", nargs="?", default="aug")
     ap.add_argument("--originals", type=int, default=6000)
     ap.add_argument("--copies", type=int, default=5)
     ap.add_argument("--epochs-aug", type=float, default=3)
     ap.add_argument("--epochs-small", type=float, default=10)
+    ap.add_argument("--tf-originals", type=int, default=2000)
+    ap.add_argument("--tf-copies", type=int, default=2)
     ap.add_argument("--texts", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    {"originals": phase_originals, "augment": phase_augment, "run": phase_run, "latency": phase_latency}[a.phase](a)
+    phases = {"originals": phase_originals, "augment": phase_augment, "augment-tinybert": phase_augment_tinybert,
+              "run": phase_run, "latency": phase_latency}
+    phases[a.phase](a)
 
 
 if __name__ == "__main__":

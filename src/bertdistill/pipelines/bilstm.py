@@ -27,10 +27,9 @@ from ..distill.cache import TeacherCache, default_cache_dir
 from ..distill.losses import LOSSES, build_loss
 from ..distill.recipe import load_recipe
 from ..evaluation import evaluate_features
-from ..metrics import format_metrics
 from ..models.loading import load_task_model, load_tokenizer
 from ..students import bilstm as B
-from ..training.engine import TrainLoop, make_accelerator
+from ..training.engine import make_accelerator
 from .distill import DistillConfig, DistillRecipe, _train_config
 from .finetune import _jsonable, _limit
 
@@ -188,11 +187,6 @@ class BiLSTMDistillRecipe(DistillRecipe):
         self.cache = TeacherCache.load_or_build(self.teacher, feats, ["logits"], cache_dir=root,
                                                 pad_token_id=self.tokenizer.pad_token_id)
 
-    def collate(self, items: list[dict]) -> dict:
-        batch = self.collator([{k: v for k, v in f.items() if k != "index"} for f in items])
-        batch["index"] = [f["index"] for f in items]
-        return batch
-
     def teacher_features(self, batch: dict) -> dict:
         if self.cache is None:
             return {}
@@ -205,14 +199,13 @@ class BiLSTMDistillRecipe(DistillRecipe):
     def save_best(self, metrics: dict) -> None:
         B.save_bilstm(self.student, self.words, self.output / "student", metrics={"dev": metrics})
 
-    def train(self) -> dict:
-        self.loop = TrainLoop(
-            self.module, self.train_features, self.collate, self.loss_step,
-            config=self.train_config, output_dir=self.output, evaluate=self.evaluate,
-            main_metric=self.task.main_metric, on_best=self.save_best, progress_desc="distill bilstm",
-            accelerator=self.accelerator,
-        )
-        return self.loop.train()
+    def split_features(self, who: str, examples: list, reuse: bool):
+        """The teacher reads its word pieces, the student its own words (and the best student's vocabulary)."""
+        if who == "teacher":
+            return encode(self.task, examples, self.tokenizer, self.max_length), self.teacher_collator
+        if reuse:
+            return self.dev_features, self.collator
+        return B.encode_words(self.task, examples, self.words, self.max_length), self.collator
 
     def run(self) -> dict:
         self.setup()
@@ -232,25 +225,7 @@ class BiLSTMDistillRecipe(DistillRecipe):
             "train": {k: v for k, v in summary.items() if k != "history"},
             "config": _jsonable(dataclasses.asdict(self.config)),
         }
-        for split in [self.config.eval_split, self.config.test_split]:
-            examples = self.data.splits.get(split or "", [])
-            if not examples or any(e.label is None for e in examples):
-                continue
-            if split == self.config.eval_split:
-                examples = _limit(examples, self.config.max_eval_examples, self.train_config.seed)
-            row = {
-                "teacher": evaluate_features(self.teacher, self.task,
-                                             encode(self.task, examples, self.tokenizer, self.max_length),
-                                             self.teacher_collator, self.config.eval_batch_size),
-                "student": evaluate_features(student, self.task,
-                                             B.encode_words(self.task, examples, words, self.max_length),
-                                             self.collator, self.config.eval_batch_size),
-            }
-            for who in ("teacher", "student"):
-                print(format_metrics(self.task, row[who], title=f"{who} · {self.task.name} {split}"))
-            main = self.task.main_metric
-            row["retention"] = row["student"][main] / row["teacher"][main] if row["teacher"][main] else None
-            results[split] = row
+        results.update(self.compare_on_splits(student))
         (self.output / "results.json").write_text(json.dumps(_jsonable(results), indent=2))
         return results
 
