@@ -117,7 +117,7 @@ def phase_run(a) -> None:
     start = time.time()
     result = api.distill(TEACHER, "sst2", str(WORK / "runs" / name), DATA, recipe=path,
                          cache_dir=str(WORK / "cache"),
-                         train={"seed": 42}, eval_batch_size=64)
+                         train={"seed": 42, "eval_every": a.eval_every}, eval_batch_size=64)
     result["wall_s"] = round(time.time() - start, 1)
     result["recipe_yaml"] = Path(path).read_text()
     write_json(f"run_{a.name}.json", result)
@@ -166,7 +166,8 @@ def main() -> None:
     ap.add_argument("name", nargs="?", default="aug")
     ap.add_argument("--originals", type=int, default=6000)
     ap.add_argument("--copies", type=int, default=5)
-    ap.add_argument("--epochs-aug", type=float, default=3)
+    ap.add_argument("--epochs-aug", type=float, default=1)
+    ap.add_argument("--eval-every", type=int, default=None, help="optimizer steps between dev evaluations")
     ap.add_argument("--epochs-small", type=float, default=10)
     ap.add_argument("--tf-originals", type=int, default=2000)
     ap.add_argument("--tf-copies", type=int, default=2)

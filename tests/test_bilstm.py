@@ -15,8 +15,8 @@ from bertdistill.distill.terms import Term
 from bertdistill.pipelines.bilstm import BiLSTMDistillModule
 from bertdistill.students import bilstm as B
 
-SMALL = {"arch": "bilstm", "embeddings": "random", "embedding_dim": 16, "hidden_size": 16, "mlp_size": 16}
-TRAIN = {"epochs": 5, "lr": 5e-3, "batch_size": 16, "seed": 3}
+SMALL = {"arch": "bilstm", "embeddings": "random", "embedding_dim": 32, "hidden_size": 32, "mlp_size": 32}
+TRAIN = {"epochs": 12, "lr": 3e-3, "batch_size": 16, "seed": 3}
 
 
 def _recipe(tmp_path, name="r", **extra):

@@ -137,12 +137,14 @@ class ContractionAugmenter(Augmenter):
     def __init__(self, p: float = 0.5):
         self.p = check_probability("p", p)
         pairs = list(CONTRACTIONS.items()) + [(c, e) for e, c in CONTRACTIONS.items() if e != "cannot"]
-        self.rules = [(a.split(), b.split()) for a, b in pairs]
+        self.rules: dict[str, list] = {}  # first word -> (source words, replacement words)
+        for a, b in pairs:
+            self.rules.setdefault(a.split()[0], []).append((a.split(), b.split()))
 
     def augment(self, text, rng, partner=None):
         words, out, i = text.split(), [], 0
         while i < len(words):
-            for src, dst in self.rules:
+            for src, dst in self.rules.get(words[i].lower(), ()):
                 if [w.lower() for w in words[i : i + len(src)]] == src and rng.random() < self.p:
                     out.extend(dst)
                     i += len(src)

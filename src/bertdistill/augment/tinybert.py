@@ -27,18 +27,27 @@ class GloveNeighbours:
         self.top_k = top_k
         self.cache: dict[str, list[str]] = {}
 
+    def prefetch(self, words, chunk: int = 128) -> None:
+        """Neighbours of many words at once (one matrix product per chunk instead of one per word)."""
+        todo = sorted({w.lower() for w in words} - set(self.cache))
+        rows = [self.vectors.index.get(w) for w in todo]
+        for w, r in zip(todo, rows):
+            if r is None:
+                self.cache[w] = []
+        known = [(w, r) for w, r in zip(todo, rows) if r is not None]
+        for start in range(0, len(known), chunk):
+            part = known[start : start + chunk]
+            scores = self.unit[[r for _, r in part]] @ self.unit.T
+            scores[np.arange(len(part)), [r for _, r in part]] = -np.inf
+            best = np.argpartition(-scores, self.top_k, axis=1)[:, : self.top_k]
+            for (w, _), cand, row in zip(part, best, scores):
+                cand = cand[np.argsort(-row[cand])]
+                self.cache[w] = [self.vectors.words[i] for i in cand]
+
     def __call__(self, word: str) -> list[str]:
         key = word.lower()
         if key not in self.cache:
-            row = self.vectors.index.get(key)
-            if row is None:
-                self.cache[key] = []
-            else:
-                scores = self.unit @ self.unit[row]
-                scores[row] = -np.inf
-                best = np.argpartition(-scores, self.top_k)[: self.top_k]
-                best = best[np.argsort(-scores[best])]
-                self.cache[key] = [self.vectors.words[i] for i in best]
+            self.prefetch([key])
         return self.cache[key]
 
 
@@ -90,6 +99,11 @@ class TinyBERTAugmenter(Augmenter):
         self.top_k = check_positive_int("top_k", top_k)
         self.neighbours = neighbours if neighbours is not None else GloveNeighbours(self.top_k)
         self.mlm = mlm if mlm is not None else (MaskedLMCandidates(mlm_model, self.top_k) if mlm_model else None)
+
+    def fit(self, texts: list[str]) -> None:
+        """Neighbours of every word of the texts, computed in batches up front."""
+        if hasattr(self.neighbours, "prefetch"):
+            self.neighbours.prefetch({w for t in texts for w in t.split()})
 
     def augment(self, text: str, rng: random.Random, partner: str | None = None) -> str:
         words = text.split()

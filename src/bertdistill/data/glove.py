@@ -49,7 +49,7 @@ class WordVectors:
 
     def get(self, word: str) -> np.ndarray | None:
         row = self.index.get(word)
-        return None if row is None else np.asarray(self.matrix[row], dtype=np.float32)
+        return None if row is None else np.array(self.matrix[row], dtype=np.float32)  # a writable copy
 
 
 @lru_cache(maxsize=1)
