@@ -2,7 +2,7 @@
 
     python benchmarks/bilstm_sst2.py originals   # the seeded SST-2 subset as a transfer-set file
     python benchmarks/bilstm_sst2.py augment     # Tang-augmented transfer set (+ throughput)
-    python benchmarks/bilstm_sst2.py run NAME    # NAME in: aug, aug3, noaug, labels (BiLSTM); tf, tf_aug (3 layers)
+    python benchmarks/bilstm_sst2.py run NAME    # NAME in: aug, aug3, aug3_mix, noaug, labels (BiLSTM); tf, tf_aug (3 layers)
     python benchmarks/bilstm_sst2.py augment-tinybert   # TinyBERT-augmented subset for the 3-layer student
     python benchmarks/bilstm_sst2.py latency     # teacher vs BiLSTM, batch 1, interleaved
 
@@ -98,6 +98,8 @@ def phase_run(a) -> None:
     variants = {
         "aug": ("bilstm_aug", mse, a.epochs_aug, {"file": str(WORK / "sst2_tang.jsonl")}),
         "aug3": ("bilstm_aug_e3", mse, 3, {"file": str(WORK / "sst2_tang.jsonl")}),
+        "aug3_mix": ("bilstm_aug_e3_mix", mse + [{"loss": "hard", "weight": 1.0}], 3,
+                     {"file": str(WORK / "sst2_tang.jsonl")}),
         "noaug": ("bilstm_noaug", mse, a.epochs_small, {"file": str(WORK / "sst2_originals.jsonl")}),
         "labels": ("bilstm_labels", [{"loss": "hard", "weight": 1.0}], a.epochs_small,
                    {"file": str(WORK / "sst2_originals.jsonl")}),
