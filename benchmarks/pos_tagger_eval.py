@@ -50,8 +50,7 @@ def spacy_tagger():
 
 
 def pattern_tagger():
-    from pattern.en import tag
-    from pattern.text.en import parser
+    from pattern.text.en import parser  # fails offline: pattern.en downloads NLTK data on import
 
     def run(words):
         return [t for _, t in parser.find_tags(words)]
@@ -63,7 +62,11 @@ def seqtag_tagger():
     from sequence_tagging.tagger import Tagger
 
     tagger = Tagger.load()
-    return lambda words: [t for _, t in tagger.tag([words])[0]] if isinstance(tagger.tag([words])[0][0], tuple) else tagger.tag([words])[0]
+
+    def run(words):
+        tagged = tagger.tag([words])[0]  # (word, tag) pairs
+        return [t for _, t in tagged]
+    return run
 
 
 def main() -> None:
