@@ -108,6 +108,7 @@ def distill(teacher: str, task: str | None = None, output: str = "runs/student",
                                      recipe="distilbert", student_layers=3, train={"epochs": 2})
         print(result["student_dir"], result["summary"]["retention"])
     """
+    from .pipelines.bilstm import recipe_for
     from .pipelines.plan import check_teacher, report
 
     opts = _data(locals_=locals(), base=data_options)
@@ -122,7 +123,7 @@ def distill(teacher: str, task: str | None = None, output: str = "runs/student",
         cache_dir=cache_dir, train=train_options(train), data_options=opts, **options)
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
         check_teacher(teacher, allow_untrained=allow_untrained_teacher, finetune_hint=hint)
-        runner = DistillRecipe(config)
+        runner = recipe_for(config)  # the BiLSTM student (--student-arch bilstm) has its own recipe class
         results = runner.run()
         return report(runner, results, latency_runs=latency_runs)
 
@@ -154,10 +155,15 @@ def evaluate(model: str, task: str | None = None, data: str | None = None, *, sp
         if any(e.label is None for e in examples):
             raise ValueError(f"--split {split}: this split of {task_data.task.name!r} has no labels; "
                              "evaluate on a labelled split")
-        tokenizer = load_tokenizer(model)
-        net = load_task_model(model, task_data.task)
-        metrics = evaluate_model(net, tokenizer, task_data.task, examples, batch_size=batch_size,
-                                 max_length=max_length)
+        from .students.bilstm import evaluate_bilstm, is_bilstm_dir
+
+        if is_bilstm_dir(model):  # a word-level BiLSTM student reads its own vocabulary
+            metrics = evaluate_bilstm(model, task_data.task, examples, batch_size=batch_size, max_length=max_length)
+        else:
+            tokenizer = load_tokenizer(model)
+            net = load_task_model(model, task_data.task)
+            metrics = evaluate_model(net, tokenizer, task_data.task, examples, batch_size=batch_size,
+                                     max_length=max_length)
     name = task_data.task.name
     print(format_metrics(task_data.task, metrics, title=f"{name} {split} ({model})"))
     if output:

@@ -83,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=output_dir, required=True,
                    help="run folder: OUTPUT/student, run_config.json, log.jsonl, results.json")
     g = p.add_argument_group("student (default: the recipe's student section)")
-    g.add_argument("--student-arch", choices=["same", "distilbert"], default=None,
-                   help="same architecture as the teacher, or DistilBERT (no token types, no pooler)")
+    g.add_argument("--student-arch", choices=["same", "distilbert", "bilstm"], default=None,
+                   help="same architecture as the teacher, DistilBERT (no token types, no pooler), "
+                        "or a word-level BiLSTM (recipe bilstm)")
     g.add_argument("--student-layers", default=None,
                    help="number of layers, a preset (every_other, skip, last, first) or a list like 0,2,4")
     g.add_argument("--student", default=None, help="start from an existing student checkpoint (same vocabulary)")

@@ -14,6 +14,7 @@ import importlib
 MODULES: tuple[str, ...] = (
     "bertdistill.commands.cache",
     "bertdistill.commands.corpus",
+    "bertdistill.commands.augment",
 )
 
 

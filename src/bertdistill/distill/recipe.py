@@ -24,6 +24,10 @@ Schema (every top-level key but ``terms`` is optional)::
     training:                       # see TRAINING_SCHEMA; missing keys take TRAINING_DEFAULTS
       epochs: 3
       lr: 5.0e-5
+    augment: {method: tang, copies: 20}   # optional augmented transfer set (bertdistill.augment.spec)
+
+``student.arch: bilstm`` takes its own keys (BILSTM_KEYS: embeddings, freeze_embeddings,
+embedding_dim, hidden_size, mlp_size, dropout, min_freq); see bertdistill.pipelines.bilstm.
 
 Every error raised while loading is a :class:`RecipeError` (a ValueError) whose message
 names the file and, for a term, its index and loss/name.
@@ -44,9 +48,11 @@ from bertdistill.distill.losses import LOSSES
 from bertdistill.distill.terms import TERM_FIELDS, Term, check_term, name_terms
 from bertdistill.students.layers import PRESETS as STUDENT_LAYER_CHOICES
 
-TOP_KEYS = ("name", "description", "student", "terms", "training")
-STUDENT_KEYS = ("arch", "layers")
-STUDENT_ARCHS = ("same", "distilbert")
+TOP_KEYS = ("name", "description", "student", "terms", "training", "augment")
+#: the bilstm student's own options (see bertdistill.students.bilstm)
+BILSTM_KEYS = ("embeddings", "freeze_embeddings", "embedding_dim", "hidden_size", "mlp_size", "dropout", "min_freq")
+STUDENT_KEYS = ("arch", "layers", *BILSTM_KEYS)
+STUDENT_ARCHS = ("same", "distilbert", "bilstm")
 STUDENT_DEFAULTS = {"arch": "same", "layers": "every_other"}
 
 #: training key -> (kind, bound, may be null). kind: "int" / "float" with bound = the
@@ -140,6 +146,9 @@ def _check_student(student: Any, where: str) -> dict:
         raise RecipeError(f"{where}: unknown student key(s) {', '.join(unknown)}; allowed: "
                           f"{', '.join(STUDENT_KEYS)}")
     merged = {**STUDENT_DEFAULTS, **student}
+    if merged["arch"] != "bilstm" and set(student) & set(BILSTM_KEYS):
+        raise RecipeError(f"{where}: student keys {', '.join(sorted(set(student) & set(BILSTM_KEYS)))} "
+                          "apply to arch: bilstm only")
     if merged["arch"] not in STUDENT_ARCHS:
         raise RecipeError(f"{where}: student.arch must be one of {', '.join(STUDENT_ARCHS)}, "
                           f"got {merged['arch']!r}")
@@ -229,8 +238,16 @@ def parse_recipe(data: Any, source: str = "<recipe>", default_name: str = "") ->
         raise RecipeError(f"{where}: {err}") from None
     if all(t.weight == 0 for t in terms):
         raise RecipeError(f"{where}: every term has weight 0")
+    augment = data.get("augment")
+    if augment is not None:
+        from bertdistill.augment.spec import check_augment_spec
+
+        try:
+            augment = check_augment_spec(augment)
+        except ValueError as err:
+            raise RecipeError(f"{where}: augment: {err}") from None
     return Recipe(name=name, description=description.strip(), student=student, terms=terms,
-                  training=training, source=source)
+                  training=training, source=source, augment=augment)
 
 
 def _shipped_dir():
@@ -278,6 +295,7 @@ class Recipe:
     training: dict
     source: str = ""
     overrides: dict = field(default_factory=dict)
+    augment: dict | None = None   # an augmented transfer set (bertdistill.augment.spec)
 
     @property
     def term_names(self) -> list[str]:
@@ -336,5 +354,8 @@ class Recipe:
             if isinstance(d["layers"], list):
                 d["layers"] = [list(p) for p in d["layers"]]
             terms.append(d)
-        return {"name": self.name, "description": self.description, "student": dict(self.student),
-                "terms": terms, "training": dict(self.training)}
+        out = {"name": self.name, "description": self.description, "student": dict(self.student),
+               "terms": terms, "training": dict(self.training)}
+        if self.augment is not None:
+            out["augment"] = dict(self.augment)
+        return out

@@ -118,7 +118,14 @@ class DistillRecipe:
         self.module = DistillModule(self.student, self.distiller)
         train = _limit(self.data.split("train"), cfg.max_train_examples, self.train_config.seed)
         dev = _limit(self.data.split(cfg.eval_split), cfg.max_eval_examples, self.train_config.seed)
+        if self.recipe.augment:  # an augmented transfer set (bertdistill.augment); the teacher labels the copies
+            from ..augment.spec import fill_missing_labels, transfer_examples
+
+            train, self.augment_meta = transfer_examples(self.recipe.augment, train, self.output,
+                                                         task=self.task, terms=self.recipe.terms)
         self.train_features = encode(self.task, train, self.tokenizer, self.max_length)
+        if self.recipe.augment:
+            fill_missing_labels(self.train_features)
         for i, f in enumerate(self.train_features):
             f["index"] = i
         self.dev_features = encode(self.task, dev, self.tokenizer, self.max_length)
@@ -222,21 +229,32 @@ class DistillRecipe:
             "train": {k: v for k, v in summary.items() if k != "history"},
             "config": _jsonable(asdict(self.config)),
         }
+        results.update(self.compare_on_splits(student))
+        (self.output / "results.json").write_text(json.dumps(_jsonable(results), indent=2))
+        return results
+
+    def compare_on_splits(self, student) -> dict:
+        """Teacher and best student on dev (and a labelled test split): metrics and retention."""
+        results = {}
         for split in [self.config.eval_split, self.config.test_split]:
             examples = self.data.splits.get(split or "", [])
             if not examples or any(e.label is None for e in examples):
                 continue
             reuse = split == self.config.eval_split and self.config.max_eval_examples is None
-            feats = self.dev_features if reuse else encode(self.task, examples, self.tokenizer, self.max_length)
             row = {}
             for who, model in (("teacher", self.teacher), ("student", student)):
-                row[who] = evaluate_features(model, self.task, feats, self.collator, self.config.eval_batch_size)
+                feats, collator = self.split_features(who, examples, reuse)
+                row[who] = evaluate_features(model, self.task, feats, collator, self.config.eval_batch_size)
                 print(format_metrics(self.task, row[who], title=f"{who} · {self.task.name} {split}"))
             main = self.task.main_metric
             row["retention"] = row["student"][main] / row["teacher"][main] if row["teacher"][main] else None
             results[split] = row
-        (self.output / "results.json").write_text(json.dumps(_jsonable(results), indent=2))
         return results
+
+    def split_features(self, who: str, examples: list, reuse: bool) -> tuple[list[dict], Collator]:
+        """Encoded ``examples`` for the teacher or the student (both read the teacher's tokens here)."""
+        feats = self.dev_features if reuse else encode(self.task, examples, self.tokenizer, self.max_length)
+        return feats, self.collator
 
 
 def check_same_vocabulary(teacher_tok, student_tok, teacher_name: str, student_name: str) -> None:
