@@ -6,7 +6,7 @@ layers, with what weight. Layer pairs ``(student_index, teacher_index)`` are giv
 index space of the feature type:
 
 * ``hidden`` and ``cls``: 0 is the embedding output, 1..L the layers' outputs;
-* ``attention``: 0 is the first layer, L-1 the last.
+* ``attention`` and ``attention_scores``: 0 is the first layer, L-1 the last.
 
 ``layers`` may also be a spec string, resolved by :func:`resolve_layers` once the layer
 counts are known. Specs are defined on transformer layers numbered 1..L and then converted
@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from bertdistill.distill.features import FEATURE_TYPES, INDEXED_TYPES, feature_key
+from bertdistill.distill.features import ATTENTION_TYPES, FEATURE_TYPES, INDEXED_TYPES, feature_key
 from bertdistill.distill.losses import LOSSES
 
 LAYER_SPECS = ("last", "copied", "uniform", "skip", "last_k", "all_plus_embeddings")
@@ -44,8 +44,8 @@ class Term:
 
     ``student`` / ``teacher`` default to ``"logits"``; for a loss that cannot compare logits
     (e.g. ``hidden_mse``) a left-default feature becomes the loss's own default feature
-    (``hidden`` for hidden_mse/cosine, ``cls`` for pkd_cls, ``attention`` for the attention
-    losses, ``embeddings`` for embedding_mse). ``layers=None`` on a layered feature means
+    (``hidden`` for hidden_mse/cosine, ``cls`` for pkd_cls, ``attention_scores`` for
+    attention_mse, ``attention`` for attention_kl, ``embeddings`` for embedding_mse). ``layers=None`` on a layered feature means
     ``"last"``. ``temperature`` only applies to kd_kl, soft_ce and token_kd. ``params`` are
     the loss's extra keyword parameters (``positions`` for token_kd, ``head_reduce`` for the
     attention losses). An empty ``name`` is filled in by :func:`name_terms`.
@@ -209,7 +209,7 @@ def resolve_layers(spec: str | list | None, student_layers: int, teacher_layers:
             pairs = [(j, n - m + j) for j in range(1, m)]
     else:
         raise ValueError(f"unknown layers spec {spec!r}; known: {', '.join(LAYER_SPECS)}")
-    if feature == "attention":
+    if feature in ATTENTION_TYPES:
         if spec == "all_plus_embeddings":
             raise ValueError("layers 'all_plus_embeddings' is for hidden/cls features; "
                              "attention has no embedding entry")
