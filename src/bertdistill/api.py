@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .data import load_task
 from .metrics import format_metrics
-from .pipelines.distill import DistillConfig, DistillRecipe
+from .pipelines.distill import DistillConfig
 from .pipelines.finetune import FinetuneConfig, FinetuneRecipe
 from .training.engine import TrainConfig
 
@@ -22,10 +22,14 @@ def finetune(task: str, model: str, output: str, data: str | None = None, *, tra
 
 
 def distill(teacher: str, task: str, output: str, data: str | None = None, *, recipe: str = "distilbert",
-            **options) -> dict:
-    """Distil a fine-tuned ``teacher`` into a student; the best student lands in ``output/student``."""
-    return DistillRecipe(DistillConfig(teacher=teacher, task=task, output=output, data=data, recipe=recipe,
-                                       **options)).run()
+            transfer_data: str | None = None, **options) -> dict:
+    """Distil a fine-tuned ``teacher`` into a student; the best student lands in ``output/student``
+    (a recipe with stages: in each stage's sub-folder, see ``bertdistill.pipelines.stages``;
+    ``transfer_data`` is the augmented transfer set read by the stages marked ``transfer``)."""
+    from .pipelines.stages import run_distillation
+
+    return run_distillation(DistillConfig(teacher=teacher, task=task, output=output, data=data, recipe=recipe,
+                                          **options), transfer_data)
 
 
 def evaluate(model: str, task: str, data: str | None = None, *, split: str = "dev", output: str | None = None,

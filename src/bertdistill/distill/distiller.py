@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from bertdistill.distill.connectors import build_connectors, connector_key
+from bertdistill.distill.connectors import build_connectors, connector_key, resolve_projection
 from bertdistill.distill.features import ATTENTION_TYPES, FeatureNeeds, extract, needs
 from bertdistill.distill.losses import LOSSES, DistillLoss, build_loss
 from bertdistill.distill.terms import (Term, check_term, describe, name_terms, pair_label,
@@ -79,6 +79,7 @@ class Distiller(nn.Module):
         resolved = []
         for index, term in enumerate(name_terms(terms)):
             term = resolve_term(term, self.student_layers, self.teacher_layers, self.kept, index)
+            term = resolve_projection(term, self.student_width, self.teacher_width)
             self._check_against_models(term)
             resolved.append(term)
         #: every term after naming and layer resolution, weight-0 terms included

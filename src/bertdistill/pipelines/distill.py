@@ -129,9 +129,10 @@ class DistillRecipe:
             student = load_task_model(cfg.student, self.task, attn_implementation="eager")
             return student, StudentInfo(arch=student.config.model_type, kept=None,
                                         teacher_layers=self.teacher.config.num_hidden_layers)
-        if cfg.student_config:
+        shape = cfg.student_config or self.recipe.student.get("shape")
+        if shape:
             student = student_from_config(
-                cfg.student_config, self.task.kind, self.task.num_labels, arch="distilbert" if arch == "distilbert" else "bert",
+                shape, self.task.kind, self.task.num_labels, arch="distilbert" if arch == "distilbert" else "bert",
                 tokenizer_vocab_size=len(self.tokenizer), id2label=self.task.id2label, attn_implementation="eager",
             )
             return student, StudentInfo(arch=student.config.model_type, kept=None,
