@@ -47,16 +47,48 @@ def tinybert_variant(folder: Path, name: str, strategy: str | None) -> str:
 
 
 def plan(args, folder: Path) -> dict[str, dict]:
+    """The runs, most important first (a partial benchmark keeps the first ones)."""
     three = {"student_layers": [0, 2, 4]}  # 3 layers of the 6-layer teacher, same width
+    narrow = {"lr": args.lr_random, "epochs": args.epochs_random}
     return {
-        "tinybert_4x312": dict(recipe="tinybert_task", student_config={"preset": "tinybert4"}, lr=args.lr_random),
-        "tinybert_3x192": dict(recipe="tinybert_task", student_config={"preset": "3x192"}, lr=args.lr_random),
+        "tinybert_4x312": dict(recipe="tinybert_task", student_config={"preset": "tinybert4"}, **narrow),
+        "kd_3L": dict(recipe="kd", **three),
+        "pkd_3L": dict(recipe="pkd_skip", student_layers=3),
         "tinybert_3L_two_stage": dict(recipe="tinybert_task", **three),
+        "tinybert_3x192": dict(recipe="tinybert_task", student_config={"preset": "3x192"}, **narrow),
         "tinybert_3L_all_at_once": dict(recipe=tinybert_variant(folder, "tinybert_all", "all_at_once"), **three),
         "tinybert_3L_progressive": dict(recipe=tinybert_variant(folder, "tinybert_prog", "progressive"), **three),
-        "pkd_3L": dict(recipe="pkd_skip", student_layers=3),
-        "kd_3L": dict(recipe="kd", **three),
     }
+
+
+def textrcnn_plan(args, runs: Path) -> dict[str, dict]:
+    """Plain and TextRCNN teachers fine-tuned on the same subset, then KD at T=5 into the same
+    3-layer student (layers 1, 3, 5 of the pre-trained MiniLM, no task training)."""
+    from bertdistill.models.loading import save_model
+    from bertdistill.students import build_student
+
+    init = runs / "minilm3_init"
+    if not (init / "config.json").exists():
+        task = load_task("sst2", args.data).task
+        base = load_task_model("minilm-l6", task)
+        student, _ = build_student(base, layers=[0, 2, 4])
+        save_model(student, load_tokenizer("minilm-l6"), init, task=task)
+    jobs = {}
+    for head in ("default", "textrcnn"):
+        folder = runs / f"teacher_{head}_subset"
+        if not (folder / "best" / "config.json").exists():
+            from bertdistill.training.engine import TrainConfig
+
+            start = time.perf_counter()
+            result = api.finetune("sst2", "minilm-l6", str(folder), args.data, head=head,
+                                  max_train_examples=args.train, max_length=args.max_length, test_split=None,
+                                  train=TrainConfig(epochs=args.teacher_epochs, lr=1e-4, batch_size=args.batch_size,
+                                                    seed=0))
+            (folder / "bench_time.json").write_text(json.dumps({"seconds": time.perf_counter() - start,
+                                                                "dev": result["dev"]}))
+        jobs[f"kd_T5_from_{head}_teacher"] = dict(recipe="kd_textrcnn", teacher=str(folder / "best"),
+                                                  student=str(init))
+    return jobs
 
 
 def interleaved_latency(teacher, student, tokenizer, texts, rounds: int, runs: int, max_length: int):
@@ -100,6 +132,31 @@ def measure(name: str, result: dict, teacher_dir: str, args, texts: list[str], s
     return row
 
 
+def run_one(name: str, job: dict, args, out: Path, runs: Path, texts: list[str]) -> None:
+    if (out / f"{name}.json").exists():
+        print(f"{name}: done already")
+        return
+    job = dict(job)
+    teacher = job.pop("teacher", args.teacher)
+    lr = job.pop("lr", args.lr)
+    epochs = job.pop("epochs", args.epochs)
+    start = time.perf_counter()
+    result = api.distill(teacher, "sst2", str(runs / name), args.data, max_train_examples=args.train,
+                         max_length=args.max_length, cache_dir=str(runs / "cache"), test_split=None,
+                         train={"epochs": epochs, "lr": lr, "batch_size": args.batch_size, "seed": 0},
+                         **job)
+    seconds = time.perf_counter() - start
+    row = measure(name, result, teacher, args, texts, seconds)
+    row["command"] = " ".join(sys.argv)
+    row["config"] = {"train_examples": args.train, "epochs_per_stage": epochs, "lr": lr,
+                     "batch_size": args.batch_size, "max_length": args.max_length, **{
+                         k: v for k, v in job.items() if k != "recipe"}, "recipe": job["recipe"]}
+    (out / f"{name}.json").write_text(json.dumps(row, indent=2, default=str))
+    print(json.dumps({k: row[k] for k in ("name", "student_accuracy", "retention", "speedup",
+                                          "flop_ratio", "train_seconds")}), flush=True)
+
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--teacher", required=True)
@@ -109,6 +166,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-4, help="students copied from the teacher")
     p.add_argument("--lr-random", type=float, default=3e-4, help="randomly initialised narrow students")
+    p.add_argument("--epochs-random", type=float, default=2.0, help="epochs per stage, random narrow students")
+    p.add_argument("--teacher-epochs", type=float, default=2.0, help="the subset teachers of the TextRCNN table")
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--latency-runs", type=int, default=20)
@@ -116,7 +175,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--runs", required=True, help="run folders (models; outside git)")
     p.add_argument("--only", nargs="*", default=None)
-    p.add_argument("--textrcnn-teacher", default=None, help="a TextRCNN teacher to distil with kd_textrcnn")
+    p.add_argument("--textrcnn", action="store_true", help="also the plain vs TextRCNN teacher table")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     out, runs = Path(args.out), Path(args.runs)
@@ -125,32 +184,16 @@ def main(argv=None) -> int:
     dev = load_task("sst2", args.data).split("dev")
     texts = [e.text for e in dev[:200]]
     jobs = plan(args, runs)
-    if args.textrcnn_teacher:
-        jobs["textrcnn_teacher_kd_3L"] = dict(recipe="kd_textrcnn", teacher=args.textrcnn_teacher,
-                                              student_config={"preset": "3x384"}, lr=args.lr_random)
-    for name, job in jobs.items():
+    for name, job in list(jobs.items()) + [("textrcnn", None)]:
+        if name == "textrcnn":
+            if not args.textrcnn:
+                continue
+            for sub, job in textrcnn_plan(args, runs).items():
+                run_one(sub, job, args, out, runs, texts)
+            continue
         if args.only and name not in args.only:
             continue
-        if (out / f"{name}.json").exists():
-            print(f"{name}: done already")
-            continue
-        job = dict(job)
-        teacher = job.pop("teacher", args.teacher)
-        lr = job.pop("lr", args.lr)
-        start = time.perf_counter()
-        result = api.distill(teacher, "sst2", str(runs / name), args.data, max_train_examples=args.train,
-                             max_length=args.max_length, cache_dir=str(runs / "cache"), test_split=None,
-                             train={"epochs": args.epochs, "lr": lr, "batch_size": args.batch_size, "seed": 0},
-                             **job)
-        seconds = time.perf_counter() - start
-        row = measure(name, result, teacher, args, texts, seconds)
-        row["command"] = " ".join(sys.argv)
-        row["config"] = {"train_examples": args.train, "epochs_per_stage": args.epochs, "lr": lr,
-                         "batch_size": args.batch_size, "max_length": args.max_length, **{
-                             k: v for k, v in job.items() if k != "recipe"}, "recipe": job["recipe"]}
-        (out / f"{name}.json").write_text(json.dumps(row, indent=2, default=str))
-        print(json.dumps({k: row[k] for k in ("name", "student_accuracy", "retention", "speedup",
-                                              "flop_ratio", "train_seconds")}), flush=True)
+        run_one(name, job, args, out, runs, texts)
     return 0
 
 

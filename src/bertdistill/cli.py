@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--model", default="minilm-l6", help="local folder, hub id or alias (minilm-l6)")
     p.add_argument("--output", required=True)
+    p.add_argument("--head", choices=["default", "textrcnn"], default="default", help="textrcnn: BiLSTM + max-pool head on the second-to-last layer")
     _train_args(p, defaults=True)
 
     p = sub.add_parser("distill", help="distil a fine-tuned teacher into a student")
@@ -166,7 +167,7 @@ def run(args: argparse.Namespace) -> object:
         return api.finetune(args.task, args.model, args.output, args.data, train=TrainConfig(**_train_overrides(args)),
                             max_length=args.max_length or 128, skip_bad_rows=args.skip_bad_rows,
                             max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
-                            data_options=_data_options(args))
+                            data_options=_data_options(args), head=args.head)
     if args.command == "distill":
         return api.distill(args.teacher, args.task, args.output, args.data, recipe=args.recipe,
                            student_arch=args.student_arch, student_layers=_layers(args.student_layers),
