@@ -157,10 +157,28 @@ def run_one(name: str, job: dict, args, out: Path, runs: Path, texts: list[str])
 
 
 
+def table(out: Path) -> str:
+    """The markdown table of every <out>/*.json row (numbers as measured, nothing typed)."""
+    lines = ["| run | student (layers/hidden) | params | dev acc | teacher dev acc | retention | "
+             "batch-1 ms (teacher / student) | speed-up | FLOP ratio | training time |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for path in sorted(out.glob("*.json")):
+        r = json.loads(path.read_text())
+        if "student_accuracy" not in r:
+            continue
+        lines.append(
+            f"| {r['name']} | {r['student_layers']}L/{r['student_hidden']} | {r['student_params'] / 1e6:.1f} M | "
+            f"{r['student_accuracy']:.4f} | {r['teacher_accuracy']:.4f} | {100 * r['retention']:.1f} % | "
+            f"{r['teacher_ms']:.1f} / {r['student_ms']:.1f} | {r['speedup']:.2f}x | {r['flop_ratio']:.2f}x | "
+            f"{r['train_seconds'] / 60:.1f} min |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--teacher", required=True)
-    p.add_argument("--data", required=True)
+    p.add_argument("--teacher")
+    p.add_argument("--data")
+    p.add_argument("--table", action="store_true", help="only print the table of --out's JSON files")
     p.add_argument("--train", type=int, default=2000)
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--batch-size", type=int, default=32)
@@ -173,10 +191,15 @@ def main(argv=None) -> int:
     p.add_argument("--latency-runs", type=int, default=20)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", required=True)
-    p.add_argument("--runs", required=True, help="run folders (models; outside git)")
+    p.add_argument("--runs", help="run folders (models; outside git)")
     p.add_argument("--only", nargs="*", default=None)
     p.add_argument("--textrcnn", action="store_true", help="also the plain vs TextRCNN teacher table")
     args = p.parse_args(argv)
+    if args.table:
+        print(table(Path(args.out)))
+        return 0
+    if not args.teacher or not args.data or not args.runs:
+        p.error("--teacher, --data and --runs are required (except with --table)")
     torch.set_num_threads(args.threads)
     out, runs = Path(args.out), Path(args.runs)
     out.mkdir(parents=True, exist_ok=True)

@@ -63,12 +63,10 @@ def test_finetune_textrcnn_learns_reloads_and_distils_at_t5(tiny_encoder_dir, to
     assert again["accuracy"] == pytest.approx(result["dev"]["accuracy"])
     reloaded = load_task_model(str(best), TASK)
     assert isinstance(reloaded, BertTextRCNNForSequenceClassification)
-    # the shipped recipe: KD at T=5 into a small random BERT student
+    # the shipped recipe: KD at T=5 into a plain BERT student that starts from the encoder
     student = api.distill(str(best), "tsv", str(tmp_path / "kd"), str(toy_task_dir), recipe="kd_textrcnn",
-                          student_config={"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-                                          "intermediate_size": 32, "max_position_embeddings": 128},
-                          cache_dir=str(tmp_path / "cache"),
-                          train={"epochs": 3, "lr": 3e-3, "batch_size": 16, "seed": 0})
+                          student=str(tiny_encoder_dir), cache_dir=str(tmp_path / "cache"),
+                          train={"epochs": 4, "lr": 2e-3, "batch_size": 16, "seed": 0})
     assert student["recipe"] == "kd_textrcnn"
     assert student["dev"]["teacher"]["accuracy"] == pytest.approx(result["dev"]["accuracy"])
-    assert student["dev"]["student"]["accuracy"] > 0.6, student["dev"]
+    assert student["dev"]["student"]["accuracy"] > 0.8, student["dev"]
