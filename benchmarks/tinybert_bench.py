@@ -212,7 +212,8 @@ def main(argv=None) -> int:
             if not args.textrcnn:
                 continue
             for sub, job in textrcnn_plan(args, runs).items():
-                run_one(sub, job, args, out, runs, texts)
+                if not args.only or "none" in args.only or sub in args.only:
+                    run_one(sub, job, args, out, runs, texts)
             continue
         if args.only and name not in args.only:
             continue
