@@ -58,6 +58,17 @@ class Stage:
     layer: int | None = None
 
 
+def check_mapping(value: Any, allowed: tuple[str, ...], label: str, what: str) -> dict:
+    """``value`` as a dict whose keys are all in ``allowed``; ValueError naming ``label`` else."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{label}: {what} must be a mapping with keys {', '.join(allowed)}")
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise ValueError(f"{label}: unknown key(s) {', '.join(map(str, unknown))}; allowed: "
+                         f"{', '.join(allowed)}")
+    return value
+
+
 def is_prediction(term: Term) -> bool:
     """A prediction-layer term compares logits (KD, soft CE, logits MSE, the hard loss)."""
     return term.student == "logits"
@@ -74,12 +85,7 @@ def parse_stages(raw: Any, terms: list[Term], where: str) -> list[Stage]:
     stages, seen = [], set()
     for i, item in enumerate(raw):
         label = f"{where}: stages[{i}]"
-        if not isinstance(item, dict):
-            raise ValueError(f"{label}: a stage must be a mapping with keys {', '.join(STAGE_KEYS)}")
-        unknown = sorted(set(item) - set(STAGE_KEYS))
-        if unknown:
-            raise ValueError(f"{label}: unknown key(s) {', '.join(map(str, unknown))}; allowed: "
-                             f"{', '.join(STAGE_KEYS)}")
+        check_mapping(item, STAGE_KEYS, label, "a stage")
         name = item.get("name") or f"stage{i + 1}"
         if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"{label}: name must be letters, digits, '_' or '-', got {name!r}")
@@ -112,13 +118,8 @@ def parse_strategy(raw: Any, where: str) -> tuple[str, dict, dict]:
         return "all_at_once", {}, {}
     if isinstance(raw, str):
         raw = {"name": raw}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where}: strategy must be one of {', '.join(STRATEGIES)} or a mapping "
-                         f"with keys {', '.join(STRATEGY_KEYS)}")
-    unknown = sorted(set(raw) - set(STRATEGY_KEYS))
-    if unknown:
-        raise ValueError(f"{where}: unknown strategy key(s) {', '.join(map(str, unknown))}; "
-                         f"allowed: {', '.join(STRATEGY_KEYS)}")
+    check_mapping(raw, STRATEGY_KEYS, f"{where}: strategy",
+                  f"strategy (one of {', '.join(STRATEGIES)} or a mapping)")
     name = raw.get("name")
     if name not in STRATEGIES:
         raise ValueError(f"{where}: unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
