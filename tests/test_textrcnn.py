@@ -11,7 +11,7 @@ from bertdistill.data.examples import TaskSpec
 from bertdistill.models import load_task_model, load_tokenizer
 from bertdistill.models.textrcnn import BertTextRCNNForSequenceClassification, textrcnn_from_encoder
 
-TASK = TaskSpec(name="toy", kind="classification", labels=["neg", "pos"], metrics=("accuracy",))
+TASK = TaskSpec(name="toy", kind="classification", labels=["0", "1"], metrics=("accuracy",))
 
 
 @pytest.fixture(scope="module")
