@@ -12,6 +12,7 @@ from bertdistill.distill import (Distiller, FeatureNeeds, Projection, Term, buil
                                  extract, feature_key, name_terms, needs, parse_key,
                                  resolve_layers, resolve_term, term_keys)
 from bertdistill.distill.terms import check_term
+from bertdistill.distill.features import prepare_model
 
 LN2, LN3 = math.log(2.0), math.log(3.0)
 VOCAB = 60
@@ -52,6 +53,8 @@ def teacher():
 
 def forward_pair(distiller, teacher, student, batch):
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    prepare_model(teacher, distiller.teacher_needs)
+    prepare_model(student, distiller.student_needs)
     with torch.no_grad():
         t_out = teacher(**inputs, **distiller.teacher_needs.forward_kwargs())
     s_out = student(**inputs, **distiller.student_needs.forward_kwargs())
@@ -175,6 +178,9 @@ def test_term_defaults_and_keys():
     t = resolve_term(Term(loss="hidden_mse", layers="uniform", name="h"), 2, 4)
     assert term_keys(t) == (["hidden:1", "hidden:2"], ["hidden:2", "hidden:4"])
     t = resolve_term(Term(loss="attention_mse", layers="uniform"), 2, 4)
+    assert term_keys(t) == (["attention_scores:0", "attention_scores:1"],
+                            ["attention_scores:1", "attention_scores:3"])
+    t = resolve_term(Term(loss="attention_kl", layers="uniform"), 2, 4)
     assert term_keys(t) == (["attention:0", "attention:1"], ["attention:1", "attention:3"])
     assert term_keys(Term(loss="hard")) == (["logits"], [])
     assert term_keys(Term(loss="embedding_mse")) == (["embeddings"], ["embeddings"])

@@ -8,6 +8,7 @@ import yaml
 from transformers import (BertConfig, BertForSequenceClassification, BertForTokenClassification,
                           DistilBertConfig, DistilBertForSequenceClassification)
 
+from bertdistill.distill.features import prepare_model
 from bertdistill.distill import Distiller, RecipeError, list_recipes, load_recipe, parse_recipe
 from bertdistill.distill.recipe import TRAINING_DEFAULTS
 from bertdistill.students.layers import select_layers
@@ -81,6 +82,8 @@ def test_shipped_recipe_builds_and_trains(name, data, teachers):
                               teacher_config=teacher.config, kept=kept,
                               task_kind="token_classification" if token else "classification")
         inputs = {"input_ids": ids, "attention_mask": mask}
+        prepare_model(teacher, distiller.teacher_needs)
+        prepare_model(student, distiller.student_needs)
         with torch.no_grad():
             t_out = teacher(**inputs, **distiller.teacher_needs.forward_kwargs())
         s_out = student(**inputs, **distiller.student_needs.forward_kwargs())
@@ -108,7 +111,7 @@ def test_shipped_recipe_contents():
     assert {t.loss: t.temperature for t in distil.terms}["kd_kl"] == 2.0
     tiny = load_recipe("tinybert_task")
     assert {t.loss for t in tiny.terms} == {"embedding_mse", "attention_mse", "hidden_mse", "soft_ce"}
-    assert all(t.layers == "uniform" for t in tiny.terms if t.student in ("attention", "hidden"))
+    assert all(t.layers == "uniform" for t in tiny.terms if t.student in ("attention_scores", "hidden"))
     kdh = load_recipe("kd_hidden_mse.yaml")
     assert [(t.loss, t.layers) for t in kdh.terms] == [("kd_kl", None), ("hidden_mse", "copied")]
     assert load_recipe("ner_kd").terms[0].params == {"positions": "labelled"}

@@ -16,7 +16,7 @@ from pathlib import Path
 from .data import load_task
 from .metrics import format_metrics
 from .models.loading import hub_options
-from .pipelines.distill import DistillConfig, DistillRecipe
+from .pipelines.distill import DistillConfig
 from .pipelines.finetune import FinetuneConfig, FinetuneRecipe
 from .training.engine import TrainConfig
 
@@ -89,7 +89,7 @@ def distill(teacher: str, task: str | None = None, output: str = "runs/student",
             task_kind: str | None = None, labels: list[str] | str | None = None, delimiter: str | None = None,
             validation_split: float = 0.1, revision: str | None = None, trust_remote_code: bool = False,
             allow_untrained_teacher: bool = False, latency_runs: int = 30, data_options: dict | None = None,
-            **options) -> dict:
+            transfer_data: str | None = None, **options) -> dict:
     """Distil a fine-tuned ``teacher`` into a student; the best student lands in ``output/student``.
 
     Defaults for the student, the loss terms and training come from the YAML ``recipe``
@@ -99,7 +99,9 @@ def distill(teacher: str, task: str | None = None, output: str = "runs/student",
     ``output/run_config.json`` before training; at the end the student's folder, its
     retention of the teacher's metric, size and batch-1 latency (``latency_runs`` forwards
     each; 0 skips timing) are printed and returned under ``summary``. A teacher without a
-    fine-tuned head is refused unless ``allow_untrained_teacher``.
+    fine-tuned head is refused unless ``allow_untrained_teacher``. A recipe with stages or a
+    layer-wise strategy runs each stage in its own sub-folder (``bertdistill.pipelines.stages``);
+    ``transfer_data`` is the augmented transfer set read by the stages marked ``transfer``.
 
     Example::
 
@@ -108,8 +110,11 @@ def distill(teacher: str, task: str | None = None, output: str = "runs/student",
                                      recipe="distilbert", student_layers=3, train={"epochs": 2})
         print(result["student_dir"], result["summary"]["retention"])
     """
-    from .pipelines.bilstm import recipe_for
+    from .distill.recipe import load_recipe
+    from .pipelines.bilstm import recipe_for, wants_bilstm
     from .pipelines.plan import check_teacher, report
+    from .pipelines.stages import is_staged, preflight, run_staged
+    from .training.validate import check_distill_options
 
     opts = _data(locals_=locals(), base=data_options)
     hint = "".join(f" --{k.replace('_', '-')} {','.join(v) if isinstance(v, list) else v}"
@@ -122,10 +127,16 @@ def distill(teacher: str, task: str | None = None, output: str = "runs/student",
         max_eval_examples=max_eval_examples, skip_bad_rows=skip_bad_rows, cache_teacher=cache_teacher,
         cache_dir=cache_dir, train=train_options(train), data_options=opts, **options)
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
+        check_distill_options(config)  # bad options first, before any model is read
         check_teacher(teacher, allow_untrained=allow_untrained_teacher, finetune_hint=hint)
-        runner = recipe_for(config)  # the BiLSTM student (--student-arch bilstm) has its own recipe class
-        results = runner.run()
-        return report(runner, results, latency_runs=latency_runs)
+        plan = load_recipe(recipe).with_overrides(temperature=temperature, weights=weights)
+        if is_staged(plan):
+            return run_staged(config, transfer_data)
+        if wants_bilstm(config):  # the word-level BiLSTM student has its own recipe class
+            return recipe_for(config).run()
+        preflight(config, plan)  # terms checked against the models' configs before weights load
+        runner = recipe_for(config)
+        return report(runner, runner.run(), latency_runs=latency_runs)
 
 
 def evaluate(model: str, task: str | None = None, data: str | None = None, *, split: str = "dev",

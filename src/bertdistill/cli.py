@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="minilm-l6",
                    help="base model: local folder, hub id ([org/]name) or alias (minilm-l6)")
     p.add_argument("--output", type=output_dir, required=True, help="run folder; the best model goes to OUTPUT/best")
+    p.add_argument("--head", choices=["default", "textrcnn"], default="default",
+                   help="textrcnn: BiLSTM + max-pool head on the second-to-last layer (a teacher for KD at T=5)")
     add_model_args(p)
     add_train_args(p, defaults=True)
 
@@ -161,7 +163,7 @@ def run(args: argparse.Namespace) -> object:
         return api.finetune(args.task, args.model, args.output, args.data, train=train_overrides(args),
                             max_length=args.max_length, skip_bad_rows=args.skip_bad_rows,
                             max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
-                            **data_options(args), **model_options(args))
+                            head=args.head, **data_options(args), **model_options(args))
     if args.command == "distill":
         return api.distill(args.teacher, args.task, args.output, args.data, recipe=args.recipe,
                            student_arch=args.student_arch, student_layers=student_layers(args.student_layers),

@@ -1,11 +1,17 @@
 """Connectors: learned projections from the student's width to the teacher's.
 
-A term with ``projection: true`` gets one :class:`Projection` per layer pair, keyed
-``"<term name>[<student index>-><teacher index>]"`` (see :func:`connector_key`). The
-connectors are trained with the student and saved with it in checkpoints.
+A term with ``projection: true`` (or ``per_layer``) gets one :class:`Projection` per layer
+pair, keyed ``"<term name>[<student index>-><teacher index>]"``; ``projection: shared``
+gets ONE projection for all its pairs, keyed by the term name (TinyBERT's single W_h for
+every hidden layer); ``projection: auto`` is ``shared`` when the widths differ and no
+projection at all when they are equal (:func:`resolve_projection`, applied by the
+distiller before the connectors are built). See :func:`connector_key`. The connectors are
+trained with the student and saved with it in checkpoints.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from torch import Tensor, nn
 
@@ -49,8 +55,22 @@ class Projection(nn.Linear):
         return f"{super().extra_repr()}, init={self.init!r}"
 
 
+def resolve_projection(term: Term, student_width: int, teacher_width: int) -> Term:
+    """``term`` with ``projection: auto`` replaced by ``"shared"`` (widths differ) or
+    ``False`` (equal widths); ``True`` is spelled ``"per_layer"``. Other terms unchanged."""
+    mode = term.projection
+    if mode == "auto" and isinstance(mode, str):
+        mode = "shared" if student_width != teacher_width else False
+    elif mode is True:
+        mode = "per_layer"
+    return term if mode is term.projection else dataclasses.replace(term, projection=mode)
+
+
 def connector_key(term: Term, pair: tuple[int, int] | None) -> str:
-    """The ModuleDict key of a term's projection for one layer pair."""
+    """The ModuleDict key of a term's projection for one layer pair: the term name for a
+    shared projection, else ``"<name>[s->t]"``."""
+    if term.projection == "shared":
+        return term.name
     return pair_label(term, pair if pair is not None else (0, 0))
 
 
@@ -74,6 +94,14 @@ def build_connectors(terms: list[Term], student_width: int, teacher_width: int,
             raise ValueError(f"{describe(term)}: student width {student_width} != teacher width "
                              f"{teacher_width}; set projection: true to learn a mapping")
         if not term.projection:
+            continue
+        if term.projection == "auto":
+            term = resolve_projection(term, student_width, teacher_width)
+            if not term.projection:
+                continue
+        if term.projection == "shared":
+            connectors[connector_key(term, None)] = Projection(
+                student_width, teacher_width, init=init, label=describe(term))
             continue
         for pair in term_pairs(term):
             key = connector_key(term, pair)

@@ -25,8 +25,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from bertdistill.distill.connectors import build_connectors, connector_key
-from bertdistill.distill.features import FeatureNeeds, extract, needs
+from bertdistill.distill.connectors import build_connectors, connector_key, resolve_projection
+from bertdistill.distill.features import ATTENTION_TYPES, FeatureNeeds, extract, needs
 from bertdistill.distill.losses import LOSSES, DistillLoss, build_loss
 from bertdistill.distill.terms import (Term, check_term, describe, name_terms, pair_label,
                                        resolve_term, term_keys, term_pairs)
@@ -79,6 +79,7 @@ class Distiller(nn.Module):
         resolved = []
         for index, term in enumerate(name_terms(terms)):
             term = resolve_term(term, self.student_layers, self.teacher_layers, self.kept, index)
+            term = resolve_projection(term, self.student_width, self.teacher_width)
             self._check_against_models(term)
             resolved.append(term)
         #: every term after naming and layer resolution, weight-0 terms included
@@ -107,10 +108,10 @@ class Distiller(nn.Module):
                 and self.teacher_labels is not None and self.student_labels != self.teacher_labels):
             raise ValueError(f"{who}: the student has {self.student_labels} labels but the "
                              f"teacher has {self.teacher_labels}")
-        if term.student in ("hidden", "cls", "attention"):
-            offset = 1 if term.student == "attention" else 0
+        if term.student in ("hidden", "cls", *ATTENTION_TYPES):
+            offset = 1 if term.student in ATTENTION_TYPES else 0
             s_max, t_max = self.student_layers - offset, self.teacher_layers - offset
-            note = "" if term.student == "attention" else " (0 = embedding output)"
+            note = "" if term.student in ATTENTION_TYPES else " (0 = embedding output)"
             for s, t in term.layers:
                 if not (0 <= s <= s_max and 0 <= t <= t_max):
                     raise ValueError(
@@ -120,7 +121,7 @@ class Distiller(nn.Module):
                 and not term.projection and self.student_width != self.teacher_width):
             raise ValueError(f"{who}: student width {self.student_width} != teacher width "
                              f"{self.teacher_width}; set projection: true")
-        if (term.student == "attention" and self.student_heads != self.teacher_heads
+        if (term.student in ATTENTION_TYPES and self.student_heads != self.teacher_heads
                 and term.params.get("head_reduce", "none") != "mean"):
             raise ValueError(f"{who}: the student has {self.student_heads} attention heads, the "
                              f"teacher {self.teacher_heads}; set params: {{head_reduce: mean}} "

@@ -270,8 +270,12 @@ def attention_mse(student: Tensor, teacher: Tensor, mask: Tensor | None = None, 
                   head_reduce: str = "none") -> Tensor:
     """TinyBERT: MSE of attention maps [B, H, L, L] over real (query, key) pairs only.
 
-    = Σ_{b,h,i,j real} (s − t)² / (H · Σ_b n_b²), n_b = real tokens of example b. With
-    ``head_reduce='mean'`` both maps are first averaged over heads (for differing head counts).
+    = Σ_{b,h,i,j real} (s − t)² / (H · Σ_b n_b²), n_b = real tokens of example b: the mean
+    over heads of each head's MSE, padded positions (a padded query row or a padded key
+    column) left out of both the sum and the count. TinyBERT compares the pre-softmax
+    scores (feature ``attention_scores``, the default); on probabilities (``attention``)
+    it is the MSE of the distributions. With ``head_reduce='mean'`` both maps are first
+    averaged over heads (for differing head counts).
     """
     s, t = _attention_pair(student, teacher, head_reduce, "attention_mse")
     rows, cols = _key_query_masks(s, mask)
@@ -431,9 +435,9 @@ class PKDClsLoss(DistillLoss):
 
 @register_loss("attention_mse")
 class AttentionMSELoss(DistillLoss):
-    """TinyBERT attention-map MSE over real query/key positions."""
+    """TinyBERT attention MSE over real query/key positions (pre-softmax scores by default)."""
 
-    features = ("attention",)
+    features = ("attention_scores", "attention")
     params = ("head_reduce",)
 
     def __init__(self, head_reduce: str = "none") -> None:
@@ -447,6 +451,8 @@ class AttentionMSELoss(DistillLoss):
 @register_loss("attention_kl")
 class AttentionKLLoss(AttentionMSELoss):
     """MiniLM-style KL between teacher and student attention rows (real rows only)."""
+
+    features = ("attention",)
 
     def forward(self, student, teacher, mask=None, labels=None):
         return attention_kl(student, teacher, mask, head_reduce=self.head_reduce)

@@ -9,6 +9,8 @@ Schema (every top-level key but ``terms`` is optional)::
       layers: every_other           # every_other | skip | last | first (the presets of
                                     # bertdistill.students.layers) | [0, 2, 4] (teacher
                                     # layers, 0-based, increasing) | 6 (a layer count)
+      shape: tinybert4              # optional: a randomly initialised student of this shape
+                                    # (tinybert4, <L>x<H> such as 3x192, or a mapping of sizes)
     terms:                          # a list of Term fields (see bertdistill.distill.terms)
       - loss: kd_kl                 # required: a name in LOSSES
         weight: 0.5                 # default 1.0; 0 switches a term off
@@ -18,7 +20,8 @@ Schema (every top-level key but ``terms`` is optional)::
         teacher: hidden             # (default: the loss's own feature type)
         layers: copied              # a spec (last, copied, uniform, skip, last_k,
                                     # all_plus_embeddings) or [[1, 2], [2, 4]]
-        projection: false           # learned Linear(student width -> teacher width)
+        projection: false           # learned Linear(student width -> teacher width): true /
+                                    # per_layer (one per pair), shared (one W_h), auto
         params: {}                  # loss parameters (token_kd: positions; attention: head_reduce)
         name: hidden                # default: the loss name (unique; used by weight overrides)
     training:                       # see TRAINING_SCHEMA; missing keys take TRAINING_DEFAULTS
@@ -45,13 +48,15 @@ from typing import Any
 import yaml
 
 from bertdistill.distill.losses import LOSSES
+from bertdistill.distill.stages import Stage, parse_stages, parse_strategy
 from bertdistill.distill.terms import TERM_FIELDS, Term, check_term, name_terms
+from bertdistill.students.from_config import shape_sizes
 from bertdistill.students.layers import PRESETS as STUDENT_LAYER_CHOICES
 
-TOP_KEYS = ("name", "description", "student", "terms", "training", "augment")
+TOP_KEYS = ("name", "description", "student", "terms", "training", "augment", "stages", "strategy")
 #: the bilstm student's own options (see bertdistill.students.bilstm)
 BILSTM_KEYS = ("embeddings", "freeze_embeddings", "embedding_dim", "hidden_size", "mlp_size", "dropout", "min_freq")
-STUDENT_KEYS = ("arch", "layers", *BILSTM_KEYS)
+STUDENT_KEYS = ("arch", "layers", "shape", *BILSTM_KEYS)
 STUDENT_ARCHS = ("same", "distilbert", "bilstm")
 STUDENT_DEFAULTS = {"arch": "same", "layers": "every_other"}
 
@@ -162,6 +167,11 @@ def _check_student(student: Any, where: str) -> dict:
         raise RecipeError(f"{where}: student.layers must be one of "
                           f"{', '.join(STUDENT_LAYER_CHOICES)}, a list of increasing teacher layer "
                           f"indices (0-based) or a layer count >= 1, got {layers!r}")
+    if merged.get("shape") is not None:
+        try:
+            shape_sizes(merged["shape"])
+        except ValueError as err:
+            raise RecipeError(f"{where}: student.shape: {err}") from None
     return merged
 
 
@@ -190,8 +200,6 @@ def _term_from_dict(raw: Any, index: int, training: dict, where: str) -> Term:
         fields["name"] = ""
     if not isinstance(fields["name"], str):
         raise RecipeError(f"{label}: name must be a string, got {fields['name']!r}")
-    if not isinstance(fields.get("projection", False), bool):
-        raise RecipeError(f"{label}: projection must be true or false, got {fields['projection']!r}")
     cls = LOSSES.get(fields["loss"])
     if "temperature" not in fields and cls is not None and cls.uses_temperature \
             and "temperature" in training:
@@ -246,8 +254,25 @@ def parse_recipe(data: Any, source: str = "<recipe>", default_name: str = "") ->
             augment = check_augment_spec(augment)
         except ValueError as err:
             raise RecipeError(f"{where}: augment: {err}") from None
+    stages, strategy = None, None
+    try:  # stages / layer-wise strategy (bertdistill.distill.stages)
+        if data.get("stages") is not None and data.get("strategy") is not None:
+            raise ValueError(f"{where}: give either stages or strategy, not both")
+        if data.get("stages") is not None:
+            stages = parse_stages(data["stages"], terms, where)
+            for stage in stages:
+                for key, value in stage.training.items():
+                    stage.training[key] = _check_training_value(key, value, f"{where}: stage {stage.name!r}")
+        if data.get("strategy") is not None:
+            strategy = data["strategy"]
+            _, *parts = parse_strategy(strategy, where)
+            for part in parts:
+                for key, value in part.items():
+                    _check_training_value(key, value, f"{where}: strategy")
+    except ValueError as err:
+        raise RecipeError(str(err)) from None
     return Recipe(name=name, description=description.strip(), student=student, terms=terms,
-                  training=training, source=source, augment=augment)
+                  training=training, source=source, augment=augment, stages=stages, strategy=strategy)
 
 
 def _shipped_dir():
@@ -296,6 +321,8 @@ class Recipe:
     source: str = ""
     overrides: dict = field(default_factory=dict)
     augment: dict | None = None   # an augmented transfer set (bertdistill.augment.spec)
+    stages: list[Stage] | None = None         # explicit stages (see bertdistill.distill.stages)
+    strategy: str | dict | None = None        # a layer-wise strategy, as written in the file
 
     @property
     def term_names(self) -> list[str]:

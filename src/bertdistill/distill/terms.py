@@ -6,7 +6,7 @@ layers, with what weight. Layer pairs ``(student_index, teacher_index)`` are giv
 index space of the feature type:
 
 * ``hidden`` and ``cls``: 0 is the embedding output, 1..L the layers' outputs;
-* ``attention``: 0 is the first layer, L-1 the last.
+* ``attention`` and ``attention_scores``: 0 is the first layer, L-1 the last.
 
 ``layers`` may also be a spec string, resolved by :func:`resolve_layers` once the layer
 counts are known. Specs are defined on transformer layers numbered 1..L and then converted
@@ -15,6 +15,10 @@ to the feature's index space (hidden index = layer number, attention index = lay
 ``last``                 student layer M ↔ teacher layer N
 ``copied``               student layer j ↔ the teacher layer it was copied from (``kept``)
 ``uniform``              TinyBERT: student layer j ↔ teacher layer ⌊j·N/M⌋ (= j·N/M when M | N)
+``top``                  TinyBERT's "top" strategy: student layer j ↔ teacher layer N−M+j (the
+                         last M teacher layers; 4 → 12: teacher 9, 10, 11, 12)
+``bottom``               TinyBERT's "bottom" strategy: student layer j ↔ teacher layer j (the
+                         first M teacher layers)
 ``skip``                 BERT-PKD PKD-Skip: student layers 1..M−1 ↔ teacher ⌊j·N/M⌋, i.e.
                          every k-th teacher layer (12 → 6: teacher 2, 4, 6, 8, 10)
 ``last_k``               BERT-PKD PKD-Last: student layers 1..M−1 ↔ teacher N−M+j, the last
@@ -22,7 +26,14 @@ to the feature's index space (hidden index = layer number, attention index = lay
 ``all_plus_embeddings``  hidden/cls only: (0, 0) for the embeddings, then ``uniform``
 
 In BERT-PKD the student's final layer is left out on purpose: it is taught by KD on the
-logits. An explicit list of pairs is taken as is, in the feature's index space.
+logits. An explicit list of pairs is taken as is, in the feature's index space (so
+``[[1, 3], [2, 6]]`` on ``hidden`` is layers 1→3, 2→6, and on ``attention`` it is layers
+2→4, 3→7 counted from 1); the distiller refuses pairs outside the models' layers.
+
+``projection`` (hidden-width features only): ``false``; ``true`` or ``per_layer`` (one
+learned W per layer pair); ``shared`` (ONE W_h for every pair of the term, as in TinyBERT);
+``auto`` (``shared`` when the widths differ, none when they are equal: no random
+projection is put between equal widths).
 """
 
 from __future__ import annotations
@@ -30,10 +41,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from bertdistill.distill.features import FEATURE_TYPES, INDEXED_TYPES, feature_key
+from bertdistill.distill.features import ATTENTION_TYPES, FEATURE_TYPES, INDEXED_TYPES, feature_key
 from bertdistill.distill.losses import LOSSES
 
-LAYER_SPECS = ("last", "copied", "uniform", "skip", "last_k", "all_plus_embeddings")
+LAYER_SPECS = ("last", "copied", "uniform", "top", "bottom", "skip", "last_k",
+               "all_plus_embeddings")
+PROJECTIONS = (False, True, "per_layer", "shared", "auto")
 TERM_FIELDS = ("loss", "weight", "student", "teacher", "layers", "projection", "temperature",
                "params", "name")
 
@@ -44,8 +57,8 @@ class Term:
 
     ``student`` / ``teacher`` default to ``"logits"``; for a loss that cannot compare logits
     (e.g. ``hidden_mse``) a left-default feature becomes the loss's own default feature
-    (``hidden`` for hidden_mse/cosine, ``cls`` for pkd_cls, ``attention`` for the attention
-    losses, ``embeddings`` for embedding_mse). ``layers=None`` on a layered feature means
+    (``hidden`` for hidden_mse/cosine, ``cls`` for pkd_cls, ``attention_scores`` for
+    attention_mse, ``attention`` for attention_kl, ``embeddings`` for embedding_mse). ``layers=None`` on a layered feature means
     ``"last"``. ``temperature`` only applies to kd_kl, soft_ce and token_kd. ``params`` are
     the loss's extra keyword parameters (``positions`` for token_kd, ``head_reduce`` for the
     attention losses). An empty ``name`` is filled in by :func:`name_terms`.
@@ -56,7 +69,7 @@ class Term:
     student: str = "logits"
     teacher: str = "logits"
     layers: list[tuple[int, int]] | str | None = None
-    projection: bool = False
+    projection: bool | str = False
     temperature: float = 1.0
     params: dict = field(default_factory=dict)
     name: str = ""
@@ -150,6 +163,10 @@ def check_term(term: Term, index: int | None = None) -> None:
     if unknown:
         raise ValueError(f"{who}: unknown parameter(s) {', '.join(unknown)} for loss "
                          f"{term.loss!r}; allowed: {', '.join(cls.params) or 'none'}")
+    if not any(term.projection is p or (isinstance(p, str) and term.projection == p)
+               for p in PROJECTIONS):
+        raise ValueError(f"{who}: projection must be true, false, per_layer, shared or auto, "
+                         f"got {term.projection!r}")
     if term.projection and not cls.projectable:
         raise ValueError(f"{who}: loss {term.loss!r} takes no projection (only "
                          f"{', '.join(sorted(n for n, c in LOSSES.items() if c.projectable))} do)")
@@ -181,7 +198,7 @@ def resolve_layers(spec: str | list | None, student_layers: int, teacher_layers:
     m, n = int(student_layers), int(teacher_layers)
     if m < 1 or n < 1:
         raise ValueError(f"layer counts must be >= 1, got student {m}, teacher {n}")
-    if spec in ("uniform", "skip", "last_k", "all_plus_embeddings") and n < m:
+    if spec in ("uniform", "top", "bottom", "skip", "last_k", "all_plus_embeddings") and n < m:
         raise ValueError(f"layers {spec!r}: the teacher ({n} layers) must be at least as deep "
                          f"as the student ({m} layers)")
     if spec == "last":
@@ -199,6 +216,10 @@ def resolve_layers(spec: str | list | None, student_layers: int, teacher_layers:
         pairs = [(j, int(kept[j - 1]) + 1) for j in range(1, m + 1)]
     elif spec in ("uniform", "all_plus_embeddings"):
         pairs = [(j, (j * n) // m) for j in range(1, m + 1)]
+    elif spec == "top":
+        pairs = [(j, n - m + j) for j in range(1, m + 1)]
+    elif spec == "bottom":
+        pairs = [(j, j) for j in range(1, m + 1)]
     elif spec in ("skip", "last_k"):
         if m < 2:
             raise ValueError(f"layers {spec!r} matches the student's intermediate layers "
@@ -209,7 +230,7 @@ def resolve_layers(spec: str | list | None, student_layers: int, teacher_layers:
             pairs = [(j, n - m + j) for j in range(1, m)]
     else:
         raise ValueError(f"unknown layers spec {spec!r}; known: {', '.join(LAYER_SPECS)}")
-    if feature == "attention":
+    if feature in ATTENTION_TYPES:
         if spec == "all_plus_embeddings":
             raise ValueError("layers 'all_plus_embeddings' is for hidden/cls features; "
                              "attention has no embedding entry")

@@ -12,6 +12,7 @@ from .loading import (
     size_on_disk,
     task_from_labels,
 )
+from . import textrcnn  # noqa: F401  registers bert_textrcnn with the Auto classes
 
 __all__ = [
     "ALIASES",

@@ -20,7 +20,7 @@ from ..data import load_task
 from ..data.encode import Collator, encode
 from ..distill.cache import TeacherCache
 from ..distill.distiller import Distiller
-from ..distill.features import extract
+from ..distill.features import extract, prepare_model
 from ..distill.recipe import load_recipe
 from ..evaluation import evaluate_features
 from ..metrics import format_metrics
@@ -110,11 +110,10 @@ class DistillRecipe:
             self.recipe.terms, student_config=self.student.config, teacher_config=self.teacher.config,
             kept=self.student_info.kept, task_kind=self.task.kind,
         )
-        # Only what the terms compare is computed: sdpa attention when no term needs maps.
-        if not self.distiller.student_needs.attentions:
-            self.student.set_attn_implementation("sdpa")
-        if not self.distiller.teacher_needs.attentions:
-            self.teacher.set_attn_implementation("sdpa")
+        # Only what the terms compare is computed: sdpa attention when no term needs maps,
+        # else attention recorded before dropout (scores and probabilities).
+        prepare_model(self.student, self.distiller.student_needs)
+        prepare_model(self.teacher, self.distiller.teacher_needs)
         self.module = DistillModule(self.student, self.distiller)
         train = _limit(self.data.split("train"), cfg.max_train_examples, self.train_config.seed)
         dev = _limit(self.data.split(cfg.eval_split), cfg.max_eval_examples, self.train_config.seed)
@@ -144,9 +143,10 @@ class DistillRecipe:
             student = load_task_model(cfg.student, self.task, attn_implementation="eager")
             return student, StudentInfo(arch=student.config.model_type, kept=None,
                                         teacher_layers=self.teacher.config.num_hidden_layers)
-        if cfg.student_config:
+        shape = cfg.student_config or self.recipe.student.get("shape")
+        if shape:
             student = student_from_config(
-                cfg.student_config, self.task.kind, self.task.num_labels, arch="distilbert" if arch == "distilbert" else "bert",
+                shape, self.task.kind, self.task.num_labels, arch="distilbert" if arch == "distilbert" else "bert",
                 tokenizer_vocab_size=len(self.tokenizer), id2label=self.task.id2label, attn_implementation="eager",
             )
             return student, StudentInfo(arch=student.config.model_type, kept=None,

@@ -26,6 +26,8 @@ from ..training.validate import check_data_options
 
 log = logging.getLogger(__name__)
 
+HEADS = ("default", "textrcnn")
+
 
 @dataclass
 class FinetuneConfig:
@@ -42,6 +44,7 @@ class FinetuneConfig:
     data_options: dict = field(default_factory=dict)  # column names etc. for csv/tsv/jsonl
     eval_batch_size: int = 64
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, lr=5e-5, batch_size=32))
+    head: str = "default"  # "default" (the model's own classifier) | "textrcnn" (models/textrcnn.py)
 
 
 def _limit(examples: list, n: int | None, seed: int) -> list:
@@ -62,13 +65,20 @@ class FinetuneRecipe:
     def setup(self) -> None:
         cfg = self.config
         check_data_options(cfg)  # bad options fail here, before data or models are read
+        if cfg.head not in HEADS:
+            raise ValueError(f"--head must be one of {', '.join(HEADS)}, got {cfg.head!r}")
         self.data = load_task(cfg.task, cfg.data, skip_bad_rows=cfg.skip_bad_rows, **cfg.data_options)
         self.task = self.data.task
         if self.data.skipped:
             log.warning("skipped %d bad rows (--skip-bad-rows)", self.data.skipped)
         self.tokenizer = load_tokenizer(cfg.model)
         set_seed(cfg.train.seed)  # a new task head is initialised from the seed
-        self.model = load_task_model(cfg.model, self.task)
+        if cfg.head == "textrcnn":
+            from ..models.textrcnn import textrcnn_from_encoder
+
+            self.model = textrcnn_from_encoder(cfg.model, self.task)
+        else:
+            self.model = load_task_model(cfg.model, self.task)
         train = _limit(self.data.split("train"), cfg.max_train_examples, cfg.train.seed)
         dev = _limit(self.data.split(cfg.eval_split), cfg.max_eval_examples, cfg.train.seed)
         self.train_features = encode(self.task, train, self.tokenizer, cfg.max_length)

@@ -6,6 +6,12 @@ distillation then relies on learned projections between widths. Sizes are given 
 both architectures; DistilBERT's own names (``dim``, ``n_layers``, ``n_heads``, ``hidden_dim``)
 are accepted too for ``arch="distilbert"``. Unset sizes follow the width:
 ``intermediate_size = 4 * hidden_size`` and ``num_attention_heads = hidden_size // 64`` (at least 1).
+
+Shapes can also be named (:data:`SHAPE_PRESETS`, :func:`shape_sizes`): ``"tinybert4"`` is
+TinyBERT's 4 layers, hidden 312, intermediate 1200, 12 heads; ``"<L>x<H>"`` (e.g.
+``"3x192"``) is L layers of width H with intermediate 4·H and 12 heads when 12 divides H
+(so attention maps line up head for head with a 12-head teacher), else H // 64. A mapping
+may name a preset under ``"preset"`` and override single sizes next to it.
 """
 
 from __future__ import annotations
@@ -55,6 +61,36 @@ CLASSES: dict[str, dict[str, type[PreTrainedModel]]] = {
     },
 }
 
+SHAPE_PRESETS: dict[str, dict[str, int]] = {
+    "tinybert4": {"num_hidden_layers": 4, "hidden_size": 312, "intermediate_size": 1200,
+                  "num_attention_heads": 12},
+    "tinybert6": {"num_hidden_layers": 6, "hidden_size": 768, "intermediate_size": 3072,
+                  "num_attention_heads": 12},
+}
+
+
+def shape_sizes(spec: str | Mapping[str, Any]) -> dict[str, Any]:
+    """The sizes of a named shape (``"tinybert4"``, ``"3x192"``) or of a mapping that may
+    hold ``"preset"`` plus overrides. Raises ValueError naming the unknown preset."""
+    if isinstance(spec, Mapping):
+        sizes = dict(spec)
+        preset = sizes.pop("preset", None)
+        return {**shape_sizes(preset), **sizes} if preset is not None else sizes
+    if not isinstance(spec, str):
+        raise ValueError(f"a student shape is a preset name or a mapping of sizes, got {spec!r}")
+    name = spec.strip().lower()
+    if name in SHAPE_PRESETS:
+        return dict(SHAPE_PRESETS[name])
+    layers, sep, width = name.partition("x")
+    if sep and layers.isdigit() and width.isdigit() and int(layers) >= 1 and int(width) >= 1:
+        hidden = int(width)
+        heads = 12 if hidden % 12 == 0 else max(1, hidden // 64)
+        return {"num_hidden_layers": int(layers), "hidden_size": hidden,
+                "intermediate_size": 4 * hidden, "num_attention_heads": heads}
+    raise ValueError(f"unknown student shape {spec!r}: use one of {', '.join(SHAPE_PRESETS)}, "
+                     "'<layers>x<hidden>' (e.g. '3x192') or a mapping of sizes")
+
+
 # BERT name -> DistilBERT name
 _TO_DISTILBERT = {
     "hidden_size": "dim",
@@ -90,7 +126,7 @@ def _normalise_labels(num_labels: int, id2label: Mapping[int, str] | Sequence[st
 
 
 def student_from_config(
-    config_or_dict: PreTrainedConfig | Mapping[str, Any],
+    config_or_dict: PreTrainedConfig | Mapping[str, Any] | str,
     task_kind: str,
     num_labels: int,
     *,
@@ -101,8 +137,8 @@ def student_from_config(
 ) -> PreTrainedModel:
     """A randomly initialised BERT or DistilBERT of the given shape for ``task_kind``.
 
-    ``config_or_dict``: a config (e.g. the teacher's, whose sizes are the starting point) or a
-    dict of sizes (see the module docstring). ``task_kind``: "classification", "regression"
+    ``config_or_dict``: a config (e.g. the teacher's, whose sizes are the starting point), a
+    dict of sizes or a shape preset name (see the module docstring). ``task_kind``: "classification", "regression"
     (num_labels must be 1), "token_classification", "masked_lm" or "base".
     ``tokenizer_vocab_size`` overrides the vocabulary size: pass ``len(teacher_tokenizer)``
     so the student reads the same token ids as the teacher.
@@ -121,8 +157,8 @@ def student_from_config(
     if isinstance(config_or_dict, PreTrainedConfig):
         source = {k: v for k, v in config_or_dict.to_dict().items() if k not in _DROP}
         from_distilbert = config_or_dict.model_type == "distilbert"
-    elif isinstance(config_or_dict, Mapping):
-        source = dict(config_or_dict)
+    elif isinstance(config_or_dict, (Mapping, str)):
+        source = shape_sizes(config_or_dict)
         from_distilbert = False
     else:
         raise TypeError(f"config_or_dict must be a config or a dict, got {type(config_or_dict).__name__}")

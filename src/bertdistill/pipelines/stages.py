@@ -1,0 +1,249 @@
+"""Staged distillation on top of :class:`DistillRecipe` (TinyBERT's two task stages and the
+layer-wise strategies of :mod:`bertdistill.distill.stages`).
+
+Each stage is an ordinary distillation run in its own sub-folder ``NN_<stage name>/``
+(its ``recipe.yaml``, ``log.jsonl``, checkpoints and best ``student/``), so each stage is
+logged and resumable by the engine; a finished stage leaves ``final/`` (the student as the
+stage ended), ``connectors.safetensors`` (learned projections, carried to the next stage
+when their names and shapes match) and ``stage.json``, and is skipped when the command is
+run again. Stage k > 1 starts from stage k-1's ``final/`` student. The last stage is
+evaluated like a plain run (teacher and student on dev) and its ``results.json`` is copied
+to the top folder together with a summary of every stage.
+
+Before any model is loaded, :func:`preflight` checks every stage's terms against the
+teacher's and the student's configs (head counts, layer ranges, widths), so bad input is
+refused naming the term.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from ..data.tasks import TASKS
+from ..distill.distiller import Distiller
+from ..distill.recipe import Recipe, load_recipe
+from ..distill.stages import Stage, parse_strategy, restrict_to_layer, strategy_stages
+from ..models.loading import resolve_model, save_model
+from ..students.from_config import shape_sizes
+from ..students.layers import select_layers
+from .distill import DistillConfig, DistillRecipe
+
+log = logging.getLogger(__name__)
+
+CONNECTORS_FILE = "connectors.safetensors"
+STAGE_FILE = "stage.json"
+INTERMEDIATE_EVAL_EXAMPLES = 256  # intermediate stages: dev accuracy is only a progress signal
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def _model_config(path: str):
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(resolve_model(path))
+
+
+def student_shape(config: DistillConfig, recipe: Recipe, teacher_config) -> tuple[SimpleNamespace, list[int] | None]:
+    """(the student's sizes as the distiller reads them, the teacher layers it copies or None),
+    found from configs alone: no model is loaded."""
+    if config.student:
+        c = _model_config(config.student)
+        sizes = {"hidden_size": c.hidden_size, "num_hidden_layers": c.num_hidden_layers,
+                 "num_attention_heads": c.num_attention_heads}
+        return SimpleNamespace(**sizes, num_labels=None), None
+    shape = config.student_config or recipe.student.get("shape")
+    if shape:
+        sizes = shape_sizes(shape)
+        hidden = int(sizes.get("hidden_size", 768))
+        return SimpleNamespace(hidden_size=hidden, num_hidden_layers=int(sizes.get("num_hidden_layers", 12)),
+                               num_attention_heads=int(sizes.get("num_attention_heads", max(1, hidden // 64))),
+                               num_labels=None), None
+    layers = config.student_layers if config.student_layers is not None else recipe.student.get("layers", "every_other")
+    kept = select_layers(layers, teacher_config.num_hidden_layers, layers if isinstance(layers, int) else None)
+    return SimpleNamespace(hidden_size=teacher_config.hidden_size, num_hidden_layers=len(kept),
+                           num_attention_heads=teacher_config.num_attention_heads, num_labels=None), kept
+
+
+def plan_stages(recipe: Recipe, num_student_layers: int, teacher_layers: int,
+                kept: list[int] | None) -> list[tuple[Stage, list]]:
+    """The stages to run and each one's terms (progressive: restricted to its layer)."""
+    where = recipe.source or recipe.name
+    if recipe.stages is not None:
+        stages = recipe.stages
+    else:
+        name, inter, pred = parse_strategy(recipe.strategy, where)
+        stages = strategy_stages(name, recipe.terms, num_student_layers, intermediate=inter,
+                                 prediction=pred, where=where)
+    planned = []
+    for stage in stages:
+        terms = [t for t in recipe.terms if t.name in stage.terms]
+        if stage.layer is not None:
+            terms = restrict_to_layer(terms, stage.layer, num_student_layers, teacher_layers, kept)
+            if not any(t.weight for t in terms):
+                continue  # e.g. PKD's "skip" pairs leave the last layer to the prediction stage
+        planned.append((stage, terms))
+    return planned
+
+
+def preflight(config: DistillConfig, recipe: Recipe) -> list[tuple[Stage, list]]:
+    """Check every stage's terms against the models' configs before any weights load;
+    returns the planned stages. Raises ValueError naming the stage and the term."""
+    teacher_config = _model_config(config.teacher)
+    student, kept = student_shape(config, recipe, teacher_config)
+    task = TASKS.get((config.task or "").strip().lower())
+    kind = task.spec.kind if task is not None and task.spec is not None else None
+
+    def check(terms: list, where: str) -> None:
+        try:
+            Distiller(terms, student_config=student, teacher_config=teacher_config, kept=kept,
+                      task_kind=kind or "classification")
+        except ValueError as err:
+            if kind is None and "task" in str(err):
+                return  # a generic format: its kind is only known from the data
+            raise ValueError(f"{where}: {err}") from None
+
+    check(recipe.terms, f"recipe {recipe.source or recipe.name}")
+    planned = plan_stages(recipe, student.num_hidden_layers, teacher_config.num_hidden_layers, kept)
+    for stage, terms in planned:
+        check(terms, f"stage {stage.name!r}")
+    return planned
+
+
+def encoder_parts(model: torch.nn.Module) -> tuple[torch.nn.Module, list[torch.nn.Module]]:
+    """(embeddings, transformer layers in order) of a BERT-like or DistilBERT model."""
+    base = model.base_model
+    encoder = getattr(base, "encoder", None) or getattr(base, "transformer", None)
+    if encoder is None or not hasattr(encoder, "layer"):
+        raise ValueError(f"cannot find the transformer layers of {type(model).__name__}")
+    return base.embeddings, list(encoder.layer)
+
+
+class StageRecipe(DistillRecipe):
+    """One stage: a DistillRecipe that may freeze the layers below its own, picks up the
+    previous stage's connectors, and leaves its final student for the next stage."""
+
+    def __init__(self, config: DistillConfig, stage: Stage, connectors: Path | None = None):
+        super().__init__(config)
+        self.stage = stage
+        self.connectors_file = connectors
+
+    def setup(self) -> None:
+        super().setup()
+        if self.connectors_file is not None and self.connectors_file.exists():
+            saved = load_file(str(self.connectors_file))
+            own = self.distiller.connectors.state_dict()
+            usable = {k: v for k, v in saved.items() if k in own and own[k].shape == v.shape}
+            self.distiller.connectors.load_state_dict(usable, strict=False)
+        if self.stage.layer is not None and self.stage.layer > 1:
+            embeddings, layers = encoder_parts(self.student)
+            for part in [embeddings, *layers[: self.stage.layer - 1]]:
+                part.requires_grad_(False)
+
+    def finish(self) -> None:
+        """Save the student as the stage ended and the learned connectors."""
+        save_model(self.student, self.tokenizer, self.output / "final", task=self.task)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.distiller.connectors.state_dict().items()}
+        tmp = self.output / f".{CONNECTORS_FILE}.tmp"
+        save_file(tensors, str(tmp))
+        os.replace(tmp, self.output / CONNECTORS_FILE)
+
+    def train(self) -> dict:
+        summary = super().train()
+        self.finish()
+        return summary
+
+
+def _stage_recipe(recipe: Recipe, stage: Stage, terms: list) -> dict:
+    data = recipe.to_dict()
+    data["name"] = f"{recipe.name}.{stage.name}"
+    data["terms"] = [t for t in data["terms"] if t["name"] in {x.name for x in terms}]
+    by_name = {t.name: t for t in terms}
+    for t in data["terms"]:
+        mine = by_name[t["name"]]
+        t["weight"] = mine.weight
+        t["layers"] = [list(p) for p in mine.layers] if isinstance(mine.layers, list) else mine.layers
+    data["training"] = {**data["training"], **stage.training}
+    return data
+
+
+def run_staged(config: DistillConfig, transfer_data: str | None = None) -> dict:
+    """Run a recipe's stages one after the other (see the module docstring)."""
+    recipe = load_recipe(config.recipe).with_overrides(temperature=config.temperature, weights=config.weights)
+    planned = preflight(config, recipe)
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    previous: Path | None = None
+    records, result = [], {}
+    for k, (stage, terms) in enumerate(planned, 1):
+        folder = out / f"{k:02d}_{stage.name}"
+        last = k == len(planned)
+        if (folder / STAGE_FILE).exists():  # finished earlier: resume after it
+            records.append(json.loads((folder / STAGE_FILE).read_text()))
+            previous = folder
+            log.info("stage %s already done, skipped", folder.name)
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        recipe_file = folder / "recipe.yaml"
+        tmp = folder / ".recipe.yaml.tmp"
+        tmp.write_text(yaml.safe_dump(_stage_recipe(recipe, stage, terms), sort_keys=False))
+        os.replace(tmp, recipe_file)
+        stage_config = dataclasses.replace(
+            config, output=str(folder), recipe=str(recipe_file), temperature=None, weights=None,
+            data=transfer_data if stage.transfer and transfer_data else config.data,
+            max_eval_examples=config.max_eval_examples if last else min(
+                config.max_eval_examples or INTERMEDIATE_EVAL_EXAMPLES, INTERMEDIATE_EVAL_EXAMPLES),
+        )
+        if previous is not None:
+            stage_config = dataclasses.replace(stage_config, student=str(previous / "final"), student_config=None)
+        runner = StageRecipe(stage_config, stage, previous / CONNECTORS_FILE if previous else None)
+        print(f"== stage {k}/{len(planned)}: {stage.name} (terms: {', '.join(t.name for t in terms if t.weight)})")
+        start = time.perf_counter()
+        if last:
+            result = runner.run()
+        else:
+            runner.setup()
+            runner.train()
+        record = {"stage": stage.name, "folder": folder.name, "terms": [t.name for t in terms if t.weight],
+                  "layer": stage.layer, "transfer": bool(stage.transfer and transfer_data),
+                  "seconds": round(time.perf_counter() - start, 1),
+                  "best_dev": runner.loop.state.best_metric, "steps": runner.loop.state.step}
+        _write_json(folder / STAGE_FILE, record)
+        records.append(record)
+        previous = folder
+    if not result and previous is not None and (previous / "results.json").exists():
+        result = json.loads((previous / "results.json").read_text())
+    result = {**result, "stages": records, "strategy": recipe.strategy,
+              "student_dir": str(previous / "student") if previous else None}
+    _write_json(out / "results.json", result)
+    return result
+
+
+def is_staged(recipe: Recipe) -> bool:
+    """Whether a recipe runs as more than one stage."""
+    if recipe.stages is not None:
+        return len(recipe.stages) > 1 or bool(recipe.stages[0].training)
+    return parse_strategy(recipe.strategy, recipe.name)[0] != "all_at_once"
+
+
+def run_distillation(config: DistillConfig, transfer_data: str | None = None) -> dict:
+    """A plain :class:`DistillRecipe` run, or the staged one when the recipe has stages;
+    either way the terms are checked against the models' configs before anything loads."""
+    recipe = load_recipe(config.recipe).with_overrides(temperature=config.temperature, weights=config.weights)
+    if is_staged(recipe):
+        return run_staged(config, transfer_data)
+    preflight(config, recipe)
+    return DistillRecipe(config).run()
