@@ -237,13 +237,3 @@ def is_staged(recipe: Recipe) -> bool:
     if recipe.stages is not None:
         return len(recipe.stages) > 1 or bool(recipe.stages[0].training)
     return parse_strategy(recipe.strategy, recipe.name)[0] != "all_at_once"
-
-
-def run_distillation(config: DistillConfig, transfer_data: str | None = None) -> dict:
-    """A plain :class:`DistillRecipe` run, or the staged one when the recipe has stages;
-    either way the terms are checked against the models' configs before anything loads."""
-    recipe = load_recipe(config.recipe).with_overrides(temperature=config.temperature, weights=config.weights)
-    if is_staged(recipe):
-        return run_staged(config, transfer_data)
-    preflight(config, recipe)
-    return DistillRecipe(config).run()
