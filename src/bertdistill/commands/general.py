@@ -49,7 +49,6 @@ def _masking(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mlm-probability", type=float, default=0.15, help="share of real tokens chosen per batch")
     g.add_argument("--smoothing", type=float, default=0.7, help="masking probability max(count, 1)^-smoothing")
     g.add_argument("--whole-word", action="store_true", help="mask every piece of a chosen word")
-    g.add_argument("--max-train-sequences", type=int, default=None, help="use the first N sequences of --corpus")
     g.add_argument("--max-eval-sequences", type=int, default=None, help="score N evenly spread sequences of --eval-corpus")
     g.add_argument("--eval-batch-size", type=int, default=16)
 
@@ -110,8 +109,7 @@ def _mlm_head(a: argparse.Namespace) -> dict:
     return MlmHeadRecipe(MlmHeadConfig(
         model=a.model, corpus=a.corpus, output=a.output, eval_corpus=a.eval_corpus,
         unfreeze_top_layers=a.unfreeze_top_layers, mlm_probability=a.mlm_probability, smoothing=a.smoothing,
-        whole_word=a.whole_word, max_train_sequences=a.max_train_sequences,
-        max_eval_sequences=a.max_eval_sequences, eval_batch_size=a.eval_batch_size, train=_train_overrides(a),
+        whole_word=a.whole_word, max_eval_sequences=a.max_eval_sequences, eval_batch_size=a.eval_batch_size, train=_train_overrides(a),
     )).run()
 
 
@@ -123,6 +121,6 @@ def _general_distill(a: argparse.Namespace) -> dict:
         tokenizer=a.tokenizer, student_arch=a.student_arch, student_layers=a.student_layers,
         student_config=_json_object(a.student_config), temperature=a.temperature, weights=_weights(a.weight),
         mlm_probability=a.mlm_probability, smoothing=a.smoothing, whole_word=a.whole_word,
-        max_train_sequences=a.max_train_sequences, max_eval_sequences=a.max_eval_sequences,
+        max_eval_sequences=a.max_eval_sequences,
         eval_batch_size=a.eval_batch_size, train=_train_overrides(a),
     )).run()

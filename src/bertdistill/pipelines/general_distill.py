@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from accelerate.utils import set_seed
 
+from ..corpus import MlmCollator, ShardDataset
 from ..distill.distiller import Distiller
 from ..distill.features import extract
 from ..distill.losses import LOSSES
@@ -39,7 +40,7 @@ from ..models.mlm import check_has_mlm_head, load_mlm_teacher
 from ..students import StudentInfo, build_student, student_from_config
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
 from .distill import DistillModule
-from .mlm_batches import MaskedCollate, ShardExamples, build_masker, check_vocabulary, evaluate_mlm, open_corpus
+from .mlm_batches import EpochCollate, build_masker, check_vocabulary, evaluate_mlm, open_corpus
 
 
 @dataclass
@@ -58,7 +59,6 @@ class GeneralDistillConfig:
     mlm_probability: float = 0.15
     smoothing: float = 0.7
     whole_word: bool = False
-    max_train_sequences: int | None = None   # the first N sequences of the corpus (documented subsets)
     max_eval_sequences: int | None = None
     eval_batch_size: int = 16
     eval_seed: int = 1234
@@ -129,14 +129,14 @@ class GeneralDistillRecipe:
 
         self.masker = build_masker(self.shards, self.tokenizer, mlm_probability=cfg.mlm_probability,
                                    smoothing=cfg.smoothing, whole_word=cfg.whole_word)
-        self.examples = ShardExamples(self.shards, cfg.max_train_sequences)
-        self.collate = MaskedCollate(self.masker, self.tokenizer.pad_token_id, self.train_config.seed,
-                                     epoch=lambda: self.loop.state.epoch)
+        self.examples = ShardDataset(self.shards)
+        pad = self.tokenizer.pad_token_id
+        self.collate = EpochCollate(MlmCollator(self.shards, pad, self.masker, base_seed=self.train_config.seed),
+                                    epoch=lambda: self.loop.state.epoch)
         if self.eval_shards is not None:
             eval_masker = build_masker(self.eval_shards, self.tokenizer, mlm_probability=cfg.mlm_probability,
                                        smoothing=cfg.smoothing, whole_word=cfg.whole_word)
-            self.eval_collate = MaskedCollate(eval_masker, self.tokenizer.pad_token_id, cfg.eval_seed,
-                                              epoch=lambda: 0)
+            self.eval_collator = MlmCollator(self.eval_shards, pad, eval_masker, base_seed=cfg.eval_seed)
         self.accelerator = make_accelerator(self.train_config)
         self.teacher.to(self.accelerator.device)
 
@@ -169,7 +169,7 @@ class GeneralDistillRecipe:
         return module(batch, self.teacher_features(batch))
 
     def evaluate(self) -> dict:
-        return evaluate_mlm(self.student, self.eval_shards, self.eval_collate,
+        return evaluate_mlm(self.student, self.eval_shards, self.eval_collator,
                             batch_size=self.config.eval_batch_size, max_sequences=self.config.max_eval_sequences,
                             desc="student mlm eval")
 
@@ -184,7 +184,7 @@ class GeneralDistillRecipe:
             self.module, self.examples, self.collate, self.loss_step, config=self.train_config,
             output_dir=self.output, evaluate=evaluate, main_metric="mlm_accuracy" if evaluate else None,
             on_best=self.save if evaluate else None, progress_desc="general-distill",
-            accelerator=self.accelerator, lengths=self.examples.lengths,
+            accelerator=self.accelerator, lengths=self.shards.lengths,
         )
         return self.loop.train()
 
@@ -211,7 +211,7 @@ class GeneralDistillRecipe:
         if self.eval_shards is not None:
             evals = [row for row in summary["history"] if row.get("eval")]
             best = next(row["eval"] for row in evals if row["step"] == summary["best_step"])
-            teacher = evaluate_mlm(self.teacher, self.eval_shards, self.eval_collate,
+            teacher = evaluate_mlm(self.teacher, self.eval_shards, self.eval_collator,
                                    batch_size=self.config.eval_batch_size,
                                    max_sequences=self.config.max_eval_sequences, desc="teacher mlm eval")
             results["held_out"] = {"teacher": teacher, "student": best, "student_step": summary["best_step"],

@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
 
+from ..corpus import IGNORE, MlmCollator, ShardDataset
 from ..models.loading import load_tokenizer, quiet_transformers, resolve_model, save_model
 from ..models.mlm import encoder_with_new_mlm_head, freeze_for_head_fitting
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
-from .mlm_batches import (IGNORE_INDEX, MaskedCollate, ShardExamples, build_masker, check_vocabulary,
-                          evaluate_mlm, open_corpus)
+from .mlm_batches import EpochCollate, build_masker, check_vocabulary, evaluate_mlm, open_corpus
 
 
 @dataclass
@@ -39,7 +39,6 @@ class MlmHeadConfig:
     mlm_probability: float = 0.15
     smoothing: float = 0.7
     whole_word: bool = False
-    max_train_sequences: int | None = None
     max_eval_sequences: int | None = None
     eval_batch_size: int = 16
     eval_seed: int = 1234
@@ -62,7 +61,7 @@ class MaskedPositionsLoss(torch.nn.Module):
 
     def forward(self, batch: dict) -> torch.Tensor:
         hidden = self.model.bert(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        picked = batch["labels"] != IGNORE_INDEX
+        picked = batch["labels"] != IGNORE
         logits = self.model.cls(hidden[picked])
         return F.cross_entropy(logits.float(), batch["labels"][picked])
 
@@ -95,14 +94,14 @@ class MlmHeadRecipe:
         self.trainable = freeze_for_head_fitting(self.model, cfg.unfreeze_top_layers)
         self.masker = build_masker(self.shards, self.tokenizer, mlm_probability=cfg.mlm_probability,
                                    smoothing=cfg.smoothing, whole_word=cfg.whole_word)
-        self.examples = ShardExamples(self.shards, cfg.max_train_sequences)
-        self.collate = MaskedCollate(self.masker, self.tokenizer.pad_token_id, self.train_config.seed,
-                                     epoch=lambda: self.loop.state.epoch)
+        self.examples = ShardDataset(self.shards)
+        pad = self.tokenizer.pad_token_id
+        self.collate = EpochCollate(MlmCollator(self.shards, pad, self.masker, base_seed=self.train_config.seed),
+                                    epoch=lambda: self.loop.state.epoch)
         if self.eval_shards is not None:
             eval_masker = build_masker(self.eval_shards, self.tokenizer, mlm_probability=cfg.mlm_probability,
                                        smoothing=cfg.smoothing, whole_word=cfg.whole_word)
-            self.eval_collate = MaskedCollate(eval_masker, self.tokenizer.pad_token_id, cfg.eval_seed,
-                                              epoch=lambda: 0)
+            self.eval_collator = MlmCollator(self.eval_shards, pad, eval_masker, base_seed=cfg.eval_seed)
         self.accelerator = make_accelerator(self.train_config)
 
     # ---- steps ---------------------------------------------------------------------------
@@ -112,14 +111,14 @@ class MlmHeadRecipe:
         return loss, {"mlm_ce": float(loss.detach())}
 
     def evaluate(self) -> dict:
-        return evaluate_mlm(self.model, self.eval_shards, self.eval_collate,
+        return evaluate_mlm(self.model, self.eval_shards, self.eval_collator,
                             batch_size=self.config.eval_batch_size, max_sequences=self.config.max_eval_sequences)
 
     def train(self) -> dict:
         self.loop = TrainLoop(
             MaskedPositionsLoss(self.model), self.examples, self.collate, self.loss_step, config=self.train_config,
             output_dir=self.output, progress_desc="mlm-head", accelerator=self.accelerator,
-            lengths=self.examples.lengths,
+            lengths=self.shards.lengths,
         )
         return self.loop.train()
 
