@@ -98,6 +98,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='random narrower student: JSON or a .json path, e.g. \'{"hidden_size": 192, "num_hidden_layers": 3}\'')
     p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--weight", action="append", default=[], metavar="TERM=W", help="override a term's weight")
+    p.add_argument("--init-only", action="store_true",
+                   help="save the student as built (teacher layers or random) without distilling, for baselines")
     _masking(p)
     _training(p)
     p.set_defaults(handler=_general_distill)
@@ -121,6 +123,6 @@ def _general_distill(a: argparse.Namespace) -> dict:
         tokenizer=a.tokenizer, student_arch=a.student_arch, student_layers=a.student_layers,
         student_config=_json_object(a.student_config), temperature=a.temperature, weights=_weights(a.weight),
         mlm_probability=a.mlm_probability, smoothing=a.smoothing, whole_word=a.whole_word,
-        max_eval_sequences=a.max_eval_sequences,
-        eval_batch_size=a.eval_batch_size, train=_train_overrides(a),
+        max_eval_sequences=a.max_eval_sequences, eval_batch_size=a.eval_batch_size, init_only=a.init_only,
+        train=_train_overrides(a),
     )).run()

@@ -62,6 +62,7 @@ class GeneralDistillConfig:
     max_eval_sequences: int | None = None
     eval_batch_size: int = 16
     eval_seed: int = 1234
+    init_only: bool = False                  # save the student as built, without distilling (baselines)
     train: dict = field(default_factory=dict)  # TrainConfig overrides on top of the recipe's
 
 
@@ -191,6 +192,10 @@ class GeneralDistillRecipe:
     def run(self) -> dict:
         """setup → train → save the student → held-out masked-LM scores of teacher and student."""
         self.setup()
+        if self.config.init_only:
+            path = self.save()
+            print(f"student saved as initialised (no distillation) to {path}")
+            return {"student_dir": str(path), "student": self.student_info.to_dict()}
         summary = self.train()
         acc = self.accelerator
         tokens = self.collate.tokens
