@@ -164,3 +164,22 @@ def test_tokenizer_larger_than_the_teacher_vocabulary_is_refused(mlm, tmp_path):
     assert BertConfig.from_pretrained(mlm["teacher"]).vocab_size == len(VOCAB)
     with pytest.raises(ValueError, match=rf"--tokenizer {big}.*{len(VOCAB) + 2} tokens.*vocab_size {len(VOCAB)}"):
         _recipe(mlm, tmp_path / "out", tokenizer=str(big)).setup()
+
+
+def test_masked_logits_equal_the_full_forward_at_the_picked_positions(tmp_path):
+    from bertdistill.pipelines.mlm_batches import masked_logits
+    from bertdistill.students import build_student
+    from tiny import make_tiny_bert, make_tiny_tokenizer
+
+    teacher = make_tiny_bert(make_tiny_tokenizer(tmp_path), task_kind="mlm").eval()
+    student = build_student(teacher, layers=[1], arch="distilbert")[0].eval()
+    ids = torch.randint(5, 100, (2, 7), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    picked = torch.zeros_like(ids, dtype=torch.bool)
+    picked[0, 2] = picked[1, 4] = True
+    batch = {"input_ids": ids, "attention_mask": mask}
+    with torch.no_grad():
+        for model in (teacher, student):
+            full = model(**batch).logits[picked]
+            assert torch.allclose(masked_logits(model, batch, picked), full, atol=1e-5)

@@ -86,6 +86,24 @@ class EpochCollate:
         return batch
 
 
+def masked_logits(model: torch.nn.Module, batch: dict, picked: torch.Tensor) -> torch.Tensor:
+    """The masked-LM logits at the ``picked`` positions only ([n picked, V]).
+
+    The vocabulary projection is most of a small model's cost; BERT, RoBERTa and DistilBERT
+    masked-LMs run their encoder on the whole batch and their head on the picked rows. Other
+    models compute all logits and are indexed.
+    """
+    inputs = model_inputs(model, batch)
+    if hasattr(model, "bert") and hasattr(model, "cls"):
+        return model.cls(model.bert(**inputs).last_hidden_state[picked])
+    if hasattr(model, "roberta") and hasattr(model, "lm_head"):
+        return model.lm_head(model.roberta(**inputs).last_hidden_state[picked])
+    if hasattr(model, "distilbert") and hasattr(model, "vocab_projector"):
+        hidden = model.distilbert(**inputs).last_hidden_state[picked]
+        return model.vocab_projector(model.vocab_layer_norm(model.activation(model.vocab_transform(hidden))))
+    return model(**inputs).logits[picked]
+
+
 def evaluation_batches(shards: TokenShards, batch_size: int, max_sequences: int | None) -> list[list[int]]:
     """Evenly spread sequences (all of them, or ``max_sequences``), batched by length."""
     n = len(shards)
@@ -113,9 +131,8 @@ def evaluate_mlm(model: torch.nn.Module, shards: TokenShards, collator: MlmColla
     for indices in tqdm(batches, desc=desc, leave=False, dynamic_ncols=True):
         batch = collator([{"input_ids": shards[i], "index": i} for i in indices], epoch=0)
         batch = {k: v.to(device) for k, v in batch.items()}
-        logits = model(**model_inputs(model, batch)).logits
         picked = batch["labels"] != IGNORE
-        chosen = logits[picked].float()
+        chosen = masked_logits(model, batch, picked).float()
         targets = batch["labels"][picked]
         total_loss += float(F.cross_entropy(chosen, targets, reduction="sum"))
         correct += int((chosen.argmax(-1) == targets).sum())

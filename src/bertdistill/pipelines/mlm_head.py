@@ -26,7 +26,7 @@ from ..corpus import IGNORE, MlmCollator, ShardDataset
 from ..models.loading import load_tokenizer, quiet_transformers, resolve_model, save_model
 from ..models.mlm import encoder_with_new_mlm_head, freeze_for_head_fitting
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
-from .mlm_batches import EpochCollate, build_masker, check_vocabulary, evaluate_mlm, open_corpus
+from .mlm_batches import EpochCollate, build_masker, check_vocabulary, evaluate_mlm, masked_logits, open_corpus
 
 
 @dataclass
@@ -60,9 +60,8 @@ class MaskedPositionsLoss(torch.nn.Module):
         self.model = model
 
     def forward(self, batch: dict) -> torch.Tensor:
-        hidden = self.model.bert(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         picked = batch["labels"] != IGNORE
-        logits = self.model.cls(hidden[picked])
+        logits = masked_logits(self.model, batch, picked)
         return F.cross_entropy(logits.float(), batch["labels"][picked])
 
 
