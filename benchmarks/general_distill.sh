@@ -22,13 +22,13 @@ corpora)  # WikiText-2 valid (train) and test (held out), MiniLM-L6 word pieces,
   ;;
 teacher)  # (a) MLM head on the frozen MiniLM-L6 encoder, fitted on WikiText-2 valid, scored on test
   $BD mlm-head --model minilm-l6 --corpus "$ART/corpora/wt2-valid" --eval-corpus "$ART/corpora/wt2-test" \
-    --max-eval-sequences 1000 --epochs 1 --lr 3e-3 --batch-size 32 --output "$ART/mlm-teacher" --no-resume
+    --max-eval-sequences 1000 --epochs 1 --lr 3e-3 --batch-size 32 --output "$ART/mlm-teacher"
   cp "$ART/mlm-teacher/results.json" "$RES/mlm_teacher.json"
   ;;
 student)  # (b)+(d) 3-layer DistilBERT student from teacher layers 2,4,6, generally distilled on WikiText-2 valid
   $BD general-distill --teacher "$ART/mlm-teacher/model" --corpus "$ART/corpora/wt2-valid" \
-    --eval-corpus "$ART/corpora/wt2-test" --max-eval-sequences 1000 --recipe general_distilbert \
-    --batch-size 16 --max-steps "${GENERAL_STEPS:-60}" --lr 5e-4 --log-every 5 --output "$ART/general-student" --no-resume
+    --eval-corpus "$ART/corpora/wt2-test" --max-eval-sequences 300 --recipe general_distilbert \
+    --batch-size 8 --max-steps "${GENERAL_STEPS:-25}" --lr 5e-4 --log-every 5 --output "$ART/general-student" --no-resume
   cp "$ART/general-student/results.json" "$RES/general_student.json"
   ;;
 baselines)  # (c i) the same shape from teacher layers, not distilled; (c ii) the same shape, random
@@ -38,10 +38,10 @@ baselines)  # (c i) the same shape from teacher layers, not distilled; (c ii) th
     --student-config '{"hidden_size": 384, "num_hidden_layers": 3, "num_attention_heads": 12, "intermediate_size": 1536}' \
     --output "$ART/random-student" --no-resume
   ;;
-sst2)  # (c) task distillation on SST-2 from each of the three students: 8,000 train phrases, 1 epoch, max length 64
-  for who in general layers random; do
+sst2)  # (c) task distillation on SST-2 from each of the three students: 4,000 train phrases, 1 epoch, max length 64
+  for who in ${WHO:-general layers random}; do
     $BD distill --teacher "$SST2_TEACHER" --task sst2 --data "$DATA/sst2/glue" --recipe distilbert \
-      --student "$ART/$who-student/student" --max-train-examples 8000 --epochs 1 --max-length 64 \
+      --student "$ART/$who-student/student" --max-train-examples 4000 --epochs 1 --max-length 64 \
       --batch-size 32 --seed 42 --output "$ART/sst2-from-$who" --no-resume --cache-dir "$ART/cache"
     cp "$ART/sst2-from-$who/results.json" "$RES/sst2_from_$who.json"
   done

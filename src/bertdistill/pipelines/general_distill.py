@@ -29,7 +29,6 @@ from pathlib import Path
 import torch
 from accelerate.utils import set_seed
 
-from ..corpus import MlmCollator, ShardDataset
 from ..distill.distiller import Distiller
 from ..distill.features import extract
 from ..distill.losses import LOSSES
@@ -40,7 +39,7 @@ from ..models.mlm import check_has_mlm_head, load_mlm_teacher
 from ..students import StudentInfo, build_student, student_from_config
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
 from .distill import DistillModule
-from .mlm_batches import EpochCollate, build_masker, check_vocabulary, evaluate_mlm, open_corpus
+from .mlm_batches import check_vocabulary, evaluate_mlm, masked_batches, open_corpora
 
 
 @dataclass
@@ -104,9 +103,7 @@ class GeneralDistillRecipe:
         self.tokenizer = load_tokenizer(tok_name)
         check_vocabulary(self.tokenizer, teacher_config, model_flag=f"--teacher {cfg.teacher}",
                          tokenizer_name=f"--tokenizer {tok_name}" if cfg.tokenizer else f"of {tok_name}")
-        self.shards = open_corpus(cfg.corpus, self.tokenizer, flag="--corpus")
-        self.eval_shards = (open_corpus(cfg.eval_corpus, self.tokenizer, flag="--eval-corpus")
-                            if cfg.eval_corpus else None)
+        self.shards, self.eval_shards = open_corpora(cfg, self.tokenizer)
         if cfg.student_config is not None and not isinstance(cfg.student_config, dict):
             raise ValueError(f"--student-config must be a JSON object, got {cfg.student_config!r}")
 
@@ -128,16 +125,9 @@ class GeneralDistillRecipe:
             self.teacher.set_attn_implementation("sdpa")
         self.module = DistillModule(self.student, self.distiller)
 
-        self.masker = build_masker(self.shards, self.tokenizer, mlm_probability=cfg.mlm_probability,
-                                   smoothing=cfg.smoothing, whole_word=cfg.whole_word)
-        self.examples = ShardDataset(self.shards)
-        pad = self.tokenizer.pad_token_id
-        self.collate = EpochCollate(MlmCollator(self.shards, pad, self.masker, base_seed=self.train_config.seed),
-                                    epoch=lambda: self.loop.state.epoch)
-        if self.eval_shards is not None:
-            eval_masker = build_masker(self.eval_shards, self.tokenizer, mlm_probability=cfg.mlm_probability,
-                                       smoothing=cfg.smoothing, whole_word=cfg.whole_word)
-            self.eval_collator = MlmCollator(self.eval_shards, pad, eval_masker, base_seed=cfg.eval_seed)
+        self.examples, self.collate, self.eval_collator = masked_batches(
+            cfg, self.tokenizer, self.shards, self.eval_shards, seed=self.train_config.seed,
+            epoch=lambda: self.loop.state.epoch)
         self.accelerator = make_accelerator(self.train_config)
         self.teacher.to(self.accelerator.device)
 

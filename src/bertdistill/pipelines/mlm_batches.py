@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..corpus import IGNORE, MlmCollator, MlmMasker, TokenShards, continuation_mask, masking_probabilities
+from ..corpus import (IGNORE, MlmCollator, MlmMasker, ShardDataset, TokenShards, continuation_mask,
+                      masking_probabilities)
 from ..data.encode import length_grouped_batches
 from ..models.inputs import model_inputs
 
@@ -84,6 +85,27 @@ class EpochCollate:
         batch = self.collator(items, epoch=int(self.epoch()))
         self.tokens += int(batch["attention_mask"].sum())
         return batch
+
+
+def open_corpora(cfg, tokenizer) -> tuple[TokenShards, TokenShards | None]:
+    """``cfg.corpus`` and the optional ``cfg.eval_corpus``, checked against ``tokenizer``."""
+    held_out = open_corpus(cfg.eval_corpus, tokenizer, flag="--eval-corpus") if cfg.eval_corpus else None
+    return open_corpus(cfg.corpus, tokenizer, flag="--corpus"), held_out
+
+
+def masked_batches(cfg, tokenizer, shards: TokenShards, held_out: TokenShards | None, *, seed: int,
+                   epoch: Callable[[], int]) -> tuple[ShardDataset, EpochCollate, MlmCollator | None]:
+    """The engine's examples and collate for ``shards`` (a new mask each epoch, seeded by ``seed``),
+    and the held-out collator (masks fixed by ``cfg.eval_seed``). ``cfg`` gives
+    ``mlm_probability``, ``smoothing``, ``whole_word`` and ``eval_seed``."""
+    options = {"mlm_probability": cfg.mlm_probability, "smoothing": cfg.smoothing, "whole_word": cfg.whole_word}
+    pad = tokenizer.pad_token_id
+    collate = EpochCollate(MlmCollator(shards, pad, build_masker(shards, tokenizer, **options), base_seed=seed),
+                           epoch=epoch)
+    eval_collator = None
+    if held_out is not None:
+        eval_collator = MlmCollator(held_out, pad, build_masker(held_out, tokenizer, **options), base_seed=cfg.eval_seed)
+    return ShardDataset(shards), collate, eval_collator
 
 
 def masked_logits(model: torch.nn.Module, batch: dict, picked: torch.Tensor) -> torch.Tensor:

@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
 
-from ..corpus import IGNORE, MlmCollator, ShardDataset
+from ..corpus import IGNORE
 from ..models.loading import load_tokenizer, quiet_transformers, resolve_model, save_model
 from ..models.mlm import encoder_with_new_mlm_head, freeze_for_head_fitting
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
-from .mlm_batches import EpochCollate, build_masker, check_vocabulary, evaluate_mlm, masked_logits, open_corpus
+from .mlm_batches import check_vocabulary, evaluate_mlm, masked_batches, masked_logits, open_corpora
 
 
 @dataclass
@@ -82,25 +82,16 @@ class MlmHeadRecipe:
         check_vocabulary(self.tokenizer, model_config, model_flag=f"--model {cfg.model}",
                          tokenizer_name=f"of {cfg.model}")
         # cheap checks first: the shards (memory-mapped) before any weights are loaded
-        self.shards = open_corpus(cfg.corpus, self.tokenizer, flag="--corpus")
-        self.eval_shards = (open_corpus(cfg.eval_corpus, self.tokenizer, flag="--eval-corpus")
-                            if cfg.eval_corpus else None)
+        self.shards, self.eval_shards = open_corpora(cfg, self.tokenizer)
         layers = getattr(model_config, "num_hidden_layers", 0)
         if not 0 <= cfg.unfreeze_top_layers <= layers:
             raise ValueError(f"--unfreeze-top-layers must be between 0 and {layers}, got {cfg.unfreeze_top_layers}")
         set_seed(self.train_config.seed)  # the new head's initial weights
         self.model = encoder_with_new_mlm_head(cfg.model)
         self.trainable = freeze_for_head_fitting(self.model, cfg.unfreeze_top_layers)
-        self.masker = build_masker(self.shards, self.tokenizer, mlm_probability=cfg.mlm_probability,
-                                   smoothing=cfg.smoothing, whole_word=cfg.whole_word)
-        self.examples = ShardDataset(self.shards)
-        pad = self.tokenizer.pad_token_id
-        self.collate = EpochCollate(MlmCollator(self.shards, pad, self.masker, base_seed=self.train_config.seed),
-                                    epoch=lambda: self.loop.state.epoch)
-        if self.eval_shards is not None:
-            eval_masker = build_masker(self.eval_shards, self.tokenizer, mlm_probability=cfg.mlm_probability,
-                                       smoothing=cfg.smoothing, whole_word=cfg.whole_word)
-            self.eval_collator = MlmCollator(self.eval_shards, pad, eval_masker, base_seed=cfg.eval_seed)
+        self.examples, self.collate, self.eval_collator = masked_batches(
+            cfg, self.tokenizer, self.shards, self.eval_shards, seed=self.train_config.seed,
+            epoch=lambda: self.loop.state.epoch)
         self.accelerator = make_accelerator(self.train_config)
 
     # ---- steps ---------------------------------------------------------------------------
