@@ -46,11 +46,22 @@ sst2)  # (c) task distillation on SST-2 from each of the three students: 4,000 t
     cp "$ART/sst2-from-$who/results.json" "$RES/sst2_from_$who.json"
   done
   ;;
-accelerate)  # accelerate launch with 2 CPU processes (gloo), a few steps of the real run
-  nice -n 5 accelerate launch --num_processes 2 --cpu -m bertdistill.cli general-distill \
-    --teacher "$ART/mlm-teacher/model" --corpus "$ART/corpora/wt2-valid" --batch-size 4 --max-steps 3 \
-    --output "$ART/accelerate-2cpu" --no-resume 2>&1 | tail -5
-  cp "$ART/accelerate-2cpu/results.json" "$RES/accelerate_2cpu.json"
+accelerate)  # accelerate launch with 2 CPU processes, on the tiny test teacher (tests/general_fixtures.py)
+  T="$ART/tiny"
+  PYTHONPATH="tests:${PYTHONPATH:-}" $PY -c "
+from pathlib import Path
+from general_fixtures import save_tiny_mlm, write_text, prepare
+r = Path('$T'); t = save_tiny_mlm(r / 'teacher'); prepare(write_text(r / 'train.txt', 200, 1), str(t), r / 'corpus')"
+  export OMP_NUM_THREADS=1
+  # --cpu: accelerate's simple launcher starts ONE process (results: processes 1)
+  nice -n 5 accelerate launch --num_processes 2 --cpu --main_process_port 29641 -m bertdistill.cli general-distill \
+    --teacher "$T/teacher" --corpus "$T/corpus" --batch-size 8 --max-steps 6 --log-every 2 --output "$T/accelerate-2cpu" --no-resume
+  cp "$T/accelerate-2cpu/results.json" "$RES/accelerate_cpu_flag.json"
+  # --multi_gpu on a machine without GPUs: torchrun-style launch of 2 processes, gloo (results: processes 2)
+  nice -n 5 accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no \
+    --main_process_port 29641 -m bertdistill.cli general-distill --teacher "$T/teacher" --corpus "$T/corpus" \
+    --batch-size 8 --max-steps 6 --log-every 2 --output "$T/accelerate-2proc" --no-resume
+  cp "$T/accelerate-2proc/results.json" "$RES/accelerate_multi_gpu_flag_2proc.json"
   ;;
 *) echo "unknown step $step"; exit 2 ;;
 esac
