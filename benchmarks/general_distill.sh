@@ -38,10 +38,10 @@ baselines)  # (c i) the same shape from teacher layers, not distilled; (c ii) th
     --student-config '{"hidden_size": 384, "num_hidden_layers": 3, "num_attention_heads": 12, "intermediate_size": 1536}' \
     --output "$ART/random-student" --no-resume
   ;;
-sst2)  # (c) task distillation on SST-2 from each of the three students: 4,000 train phrases, 1 epoch, max length 64
+sst2)  # (c) task distillation on SST-2 from each of the three students: 1,000 train phrases, 1 epoch, max length 64
   for who in ${WHO:-general layers random}; do
     $BD distill --teacher "$SST2_TEACHER" --task sst2 --data "$DATA/sst2/glue" --recipe distilbert \
-      --student "$ART/$who-student/student" --max-train-examples 4000 --epochs 1 --max-length 64 \
+      --student "$ART/$who-student/student" --max-train-examples "${SST2_EXAMPLES:-1000}" --epochs 1 --max-length 64 \
       --batch-size 32 --seed 42 --output "$ART/sst2-from-$who" --no-resume --cache-dir "$ART/cache"
     cp "$ART/sst2-from-$who/results.json" "$RES/sst2_from_$who.json"
   done

@@ -149,6 +149,7 @@ def test_shards_from_another_tokenizer_are_refused(mlm, tmp_path):
     words = (other_dir / "vocab.txt").read_text().splitlines()
     (other_dir / "vocab.txt").write_text("\n".join(words[:5] + words[5:][::-1]) + "\n")  # same tokens, other ids
     type(tok)(str(other_dir / "vocab.txt"), do_lower_case=True).save_pretrained(other_dir)
+    (other_dir / "config.json").write_text((mlm["teacher"] / "config.json").read_text())  # a model folder
     shards = prepare(write_text(tmp_path / "t.txt", 20, 5), str(other_dir), tmp_path / "other_corpus")
     with pytest.raises(ValueError, match=r"--corpus .*other_corpus.*vocabulary differs"):
         _recipe({**mlm, "corpus": shards}, tmp_path / "out").setup()
@@ -161,6 +162,7 @@ def test_tokenizer_larger_than_the_teacher_vocabulary_is_refused(mlm, tmp_path):
     big.mkdir()
     (big / "vocab.txt").write_text("\n".join(VOCAB + ["zebra", "yak"]) + "\n")
     BertTokenizer(str(big / "vocab.txt"), do_lower_case=True).save_pretrained(big)
+    (big / "config.json").write_text((mlm["teacher"] / "config.json").read_text())  # a model folder
     assert BertConfig.from_pretrained(mlm["teacher"]).vocab_size == len(VOCAB)
     with pytest.raises(ValueError, match=rf"--tokenizer {big}.*{len(VOCAB) + 2} tokens.*vocab_size {len(VOCAB)}"):
         _recipe(mlm, tmp_path / "out", tokenizer=str(big)).setup()
