@@ -64,3 +64,18 @@ def demo(output: str = "runs/demo", **options) -> dict:
     from .pipelines.demo import run_demo
 
     return run_demo(output, **options)
+
+
+def mlm_head(model: str, corpus: str, output: str, **options) -> dict:
+    """Fit a masked-LM head on an encoder (frozen by default); the teacher lands in ``output/model``."""
+    from .pipelines.mlm_head import MlmHeadConfig, MlmHeadRecipe
+
+    return MlmHeadRecipe(MlmHeadConfig(model=model, corpus=corpus, output=output, **options)).run()
+
+
+def general_distill(teacher: str, corpus: str, output: str, *, recipe: str = "general_distilbert", **options) -> dict:
+    """General (masked-LM) distillation on prepared shards; the student lands in ``output/student``."""
+    from .pipelines.general_distill import GeneralDistillConfig, GeneralDistillRecipe
+
+    return GeneralDistillRecipe(GeneralDistillConfig(teacher=teacher, corpus=corpus, output=output, recipe=recipe,
+                                                     **options)).run()

@@ -106,23 +106,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _mlm_head(a: argparse.Namespace) -> dict:
-    from ..pipelines.mlm_head import MlmHeadConfig, MlmHeadRecipe
+    from ..api import mlm_head
 
-    return MlmHeadRecipe(MlmHeadConfig(
-        model=a.model, corpus=a.corpus, output=a.output, eval_corpus=a.eval_corpus,
+    return mlm_head(
+        a.model, a.corpus, a.output, eval_corpus=a.eval_corpus,
         unfreeze_top_layers=a.unfreeze_top_layers, mlm_probability=a.mlm_probability, smoothing=a.smoothing,
-        whole_word=a.whole_word, max_eval_sequences=a.max_eval_sequences, eval_batch_size=a.eval_batch_size, train=_train_overrides(a),
-    )).run()
+        whole_word=a.whole_word, max_eval_sequences=a.max_eval_sequences, eval_batch_size=a.eval_batch_size,
+        train=_train_overrides(a),
+    )
 
 
 def _general_distill(a: argparse.Namespace) -> dict:
-    from ..pipelines.general_distill import GeneralDistillConfig, GeneralDistillRecipe
+    from ..api import general_distill
 
-    return GeneralDistillRecipe(GeneralDistillConfig(
-        teacher=a.teacher, corpus=a.corpus, output=a.output, recipe=a.recipe, eval_corpus=a.eval_corpus,
+    return general_distill(
+        a.teacher, a.corpus, a.output, recipe=a.recipe, eval_corpus=a.eval_corpus,
         tokenizer=a.tokenizer, student_arch=a.student_arch, student_layers=a.student_layers,
         student_config=_json_object(a.student_config), temperature=a.temperature, weights=_weights(a.weight),
         mlm_probability=a.mlm_probability, smoothing=a.smoothing, whole_word=a.whole_word,
         max_eval_sequences=a.max_eval_sequences, eval_batch_size=a.eval_batch_size, init_only=a.init_only,
         train=_train_overrides(a),
-    )).run()
+    )
