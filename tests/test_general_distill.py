@@ -185,3 +185,24 @@ def test_masked_logits_equal_the_full_forward_at_the_picked_positions(tmp_path):
         for model in (teacher, student):
             full = model(**batch).logits[picked]
             assert torch.allclose(masked_logits(model, batch, picked), full, atol=1e-5)
+
+
+def test_mlm_head_fits_a_head_on_a_frozen_encoder(mlm, tmp_path):
+    from transformers import BertForMaskedLM
+
+    from bertdistill import api
+
+    encoder = save_tiny_mlm(tmp_path / "encoder", kind="base")
+    out = tmp_path / "head"
+    result = api.mlm_head(str(encoder), str(mlm["corpus"]), str(out), eval_corpus=str(mlm["held_out"]),
+                          train={"epochs": 2, "lr": 1e-2, "batch_size": 16})
+    before = json.loads((out / "log.jsonl").read_text().splitlines()[0])["loss"]
+    assert result["held_out"]["mlm_loss"] < before - 0.3  # lower than the new head's first batches
+    teacher = load_mlm_teacher(result["model_dir"])  # now accepted as a masked-LM teacher
+    assert isinstance(teacher, BertForMaskedLM) and isinstance(AutoModelForMaskedLM.from_pretrained(out / "model"),
+                                                               BertForMaskedLM)
+    original = load_file(str(encoder / "model.safetensors"))
+    fitted = teacher.state_dict()
+    for key, value in original.items():  # the encoder is frozen: every weight is unchanged
+        assert torch.equal(fitted[key if key.startswith("bert.") else "bert." + key], value), key
+    assert result["trainable_parameters"] == 32 * 32 + 32 + 2 * 32 + len(VOCAB)  # transform, LayerNorm, bias
