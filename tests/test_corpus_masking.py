@@ -19,15 +19,6 @@ SPECIALS = [PAD, UNK, CLS, SEP, MASK]
 V = len(VOCAB)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Masking works on small tensors: one intra-op thread avoids thread contention on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def masker(counts=None, **kw) -> MlmMasker:
     counts = np.ones(V, dtype=np.int64) if counts is None else counts
     probs = masking_probabilities(counts, special_ids=SPECIALS)

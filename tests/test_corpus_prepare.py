@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,10 @@ def test_sequences_round_trip_across_shards(tmp_path, tok):
     assert shards.meta["dtype"] == "uint16" and shards.vocab_size == len(VOCAB)
     with pytest.raises(IndexError):
         shards[len(expected)]
+    blob = pickle.dumps(shards)  # sent to spawned workers as folder + meta, not as token data
+    assert len(blob) < 4000
+    copy = pickle.loads(blob)
+    assert len(copy) == len(shards) and copy[5].tolist() == expected[5]
 
 
 def test_long_documents_are_cut_with_specials(tmp_path, tok):
@@ -193,11 +198,18 @@ def test_bad_inputs_named_before_tokenizing(tmp_path, tok):
     (tmp_path / "latin1.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1"))
     with pytest.raises(DataError, match="latin1.txt: not UTF-8"):
         prepare([tmp_path / "latin1.txt"], tok, out)
+    assert not out.exists()  # refused before anything was written
+    late = tmp_path / "late.txt"
+    late.write_bytes(b"the movie was good\n" * 100 + b"caf\xe9\n")  # bad byte after the first KB
+    with pytest.raises(DataError, match="late.txt:101: not UTF-8"):
+        prepare([late], tok, out, min_length=3)
+    with pytest.raises(DataError, match="meta.json"):
+        TokenShards(out)  # the aborted run left no folder that reads as complete
     with pytest.raises(ValueError, match="--max-length"):
         prepare([good], tok, out, max_length=2)
     with pytest.raises(ValueError, match="--min-length"):
         prepare([good], tok, out, max_length=16, min_length=20)
-    assert not out.exists()  # nothing was written for any of them
+    assert not any(out.iterdir())
 
 
 def test_corpus_with_no_long_enough_sequence(tmp_path, tok):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bertdistill.data.examples import Example, TaskData
-from bertdistill.embed import embed_baseline, pooled_features
+from bertdistill.embedding import embed_baseline, pooled_features
 from bertdistill.models import load_tokenizer
 from tiny import WORDS, make_tiny_bert, save_tiny_bert, tiny_task
 

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from bertdistill import api
-from bertdistill.training.checkpoint import latest_checkpoint
+from bertdistill.training.checkpoint import checkpoint_step, latest_checkpoint
 from bertdistill.training.engine import TrainConfig, TrainingDiverged, TrainLoop
 
 
@@ -54,12 +54,12 @@ def test_resume_after_sigkill_gives_same_result(tiny_encoder_dir, toy_task_dir, 
     deadline = time.time() + 120
     while time.time() < deadline:
         ckpt = latest_checkpoint(killed / "checkpoints")
-        if ckpt is not None and int(ckpt.name.split("-")[1]) >= 6:
+        if ckpt is not None and checkpoint_step(ckpt) >= 6:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    stopped_at = int(latest_checkpoint(killed / "checkpoints").name.split("-")[1])
+    stopped_at = checkpoint_step(latest_checkpoint(killed / "checkpoints"))
     assert stopped_at < steps, "the run finished before it could be killed"
 
     resumed = subprocess.run(_cli(killed, tiny_encoder_dir, toy_task_dir, steps), check=True, env=env,
@@ -93,7 +93,7 @@ def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(tmp_path):
                      config=TrainConfig(epochs=10, batch_size=2, save_every=2, lr=0.1))
     with pytest.raises(TrainingDiverged, match=r"loss became nan at optimizer step 5.*last good checkpoint"):
         loop.train()
-    assert latest_checkpoint(tmp_path / "checkpoints").name == "ckpt-4"
+    assert checkpoint_step(latest_checkpoint(tmp_path / "checkpoints")) == 4
 
 
 def test_gradient_accumulation_matches_one_large_batch(tmp_path):

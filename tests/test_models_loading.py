@@ -37,8 +37,9 @@ def test_resolve_local_dir_hub_id_and_unknown(tmp_path):
     d = save_tiny_bert(tmp_path / "m")
     assert resolve_model(d) == str(d)
     assert resolve_model("google-bert/bert-base-uncased") == "google-bert/bert-base-uncased"
-    with pytest.raises(FileNotFoundError, match=r"'no-such-model'.*aliases: all-minilm-l6-v2, minilm-l6"):
-        resolve_model("no-such-model")
+    assert resolve_model("bert-base-uncased") == "bert-base-uncased"  # hub ids need no organisation
+    with pytest.raises(FileNotFoundError, match=r"'runs/no/such-model'.*aliases: all-minilm-l6-v2, minilm-l6"):
+        resolve_model("runs/no/such-model")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no config.json"):
         resolve_model(tmp_path / "empty")

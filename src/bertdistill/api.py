@@ -1,69 +1,257 @@
-"""The public Python API. The CLI only parses arguments and calls these functions."""
+"""The public Python API. The CLI only parses arguments and calls these functions.
+
+Every function takes the same data keywords as the CLI's data flags (``text_column``,
+``text_pair_column``, ``label_column``, ``task_kind``, ``labels``, ``delimiter``,
+``validation_split``, ``skip_bad_rows``) and the same model keywords (``revision``,
+``trust_remote_code``); training options are a dict or a ``TrainConfig`` everywhere.
+``task=None`` with ``data`` given reads the format from the file's extension.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 from .data import load_task
 from .metrics import format_metrics
+from .models.loading import hub_options
 from .pipelines.distill import DistillConfig, DistillRecipe
 from .pipelines.finetune import FinetuneConfig, FinetuneRecipe
 from .training.engine import TrainConfig
 
-
-def finetune(task: str, model: str, output: str, data: str | None = None, *, train: TrainConfig | None = None,
-             **options) -> dict:
-    """Fine-tune ``model`` on ``task``; the best dev checkpoint lands in ``output/best``."""
-    config = FinetuneConfig(task=task, model=model, output=output, data=data, **options)
-    if train is not None:
-        config.train = train
-    return FinetuneRecipe(config).run()
+DATA_KEYS = ("text_column", "text_pair_column", "label_column", "task_kind", "labels", "delimiter",
+             "validation_split")
 
 
-def distill(teacher: str, task: str, output: str, data: str | None = None, *, recipe: str = "distilbert",
+def data_options(data_options: dict | None = None, **given) -> dict:
+    """The ``load_task`` keywords of a call: ``data_options`` plus the keywords given (not None)."""
+    out = dict(data_options or {})
+    unknown = sorted(set(out) - set(DATA_KEYS))
+    if unknown:
+        raise ValueError(f"unknown data option(s) {unknown}; known: {list(DATA_KEYS)}")
+    out.update({k: v for k, v in given.items() if v is not None})
+    return out
+
+
+def train_options(train: TrainConfig | dict | None) -> dict:
+    """Training options as a dict of the keys given: a TrainConfig gives every field."""
+    if train is None:
+        return {}
+    if isinstance(train, TrainConfig):
+        return dataclasses.asdict(train)
+    if not isinstance(train, dict):
+        raise ValueError(f"train= must be a dict or a TrainConfig, got {type(train).__name__}")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(train) - known)
+    if unknown:
+        raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+    return dict(train)
+
+
+def finetune(task: str | None = None, model: str = "minilm-l6", output: str = "runs/teacher",
+             data: str | None = None, *, train: TrainConfig | dict | None = None, max_length: int = 128,
+             max_train_examples: int | None = None, max_eval_examples: int | None = None,
+             skip_bad_rows: bool = False, text_column: str | None = None, text_pair_column: str | None = None,
+             label_column: str | None = None, task_kind: str | None = None, labels: list[str] | str | None = None,
+             delimiter: str | None = None, validation_split: float = 0.1, revision: str | None = None,
+             trust_remote_code: bool = False, data_options: dict | None = None, **options) -> dict:
+    """Fine-tune ``model`` on ``task``; the best dev checkpoint lands in ``output/best``.
+
+    ``train``: a dict of the TrainConfig fields to change (``{"epochs": 3, "lr": 5e-5}``) or a
+    TrainConfig. Other keywords of ``FinetuneConfig`` (``eval_split``, ``test_split``, ...)
+    pass through ``options``. Returns the results dict (``best_dir``, dev/test metrics).
+
+    Example::
+
+        import bertdistill
+        result = bertdistill.finetune(data="reviews.csv", model="minilm-l6", output="runs/teacher",
+                                      train={"epochs": 3})
+        print(result["best_dir"], result["dev"]["accuracy"])
+    """
+    options["data_options"] = _data(locals_=locals(), base=data_options)
+    config = FinetuneConfig(task=task, model=model, output=output, data=data, max_length=max_length,
+                            max_train_examples=max_train_examples, max_eval_examples=max_eval_examples,
+                            skip_bad_rows=skip_bad_rows, **options)
+    config.train = TrainConfig(**train_options(train))
+    with hub_options(revision=revision, trust_remote_code=trust_remote_code):
+        return FinetuneRecipe(config).run()
+
+
+def distill(teacher: str, task: str | None = None, output: str = "runs/student", data: str | None = None, *,
+            recipe: str = "distilbert", train: TrainConfig | dict | None = None,
+            student_arch: str | None = None, student_layers: int | str | list[int] | None = None,
+            student: str | None = None, student_config: dict | None = None, temperature: float | None = None,
+            weights: dict[str, float] | None = None, max_length: int | None = None,
+            max_train_examples: int | None = None, max_eval_examples: int | None = None,
+            skip_bad_rows: bool = False, cache_teacher: bool = True, cache_dir: str | None = None,
+            text_column: str | None = None, text_pair_column: str | None = None, label_column: str | None = None,
+            task_kind: str | None = None, labels: list[str] | str | None = None, delimiter: str | None = None,
+            validation_split: float = 0.1, revision: str | None = None, trust_remote_code: bool = False,
+            allow_untrained_teacher: bool = False, latency_runs: int = 30, data_options: dict | None = None,
             **options) -> dict:
-    """Distil a fine-tuned ``teacher`` into a student; the best student lands in ``output/student``."""
-    return DistillRecipe(DistillConfig(teacher=teacher, task=task, output=output, data=data, recipe=recipe,
-                                       **options)).run()
+    """Distil a fine-tuned ``teacher`` into a student; the best student lands in ``output/student``.
+
+    Defaults for the student, the loss terms and training come from the YAML ``recipe``
+    (``bertdistill recipes``); ``train`` (a dict: only its keys override the recipe's
+    training section; a TrainConfig: every field), ``temperature`` and ``weights``
+    (``{"cosine": 0.5}``) override them. The plan is printed and written to
+    ``output/run_config.json`` before training; at the end the student's folder, its
+    retention of the teacher's metric, size and batch-1 latency (``latency_runs`` forwards
+    each; 0 skips timing) are printed and returned under ``summary``. A teacher without a
+    fine-tuned head is refused unless ``allow_untrained_teacher``.
+
+    Example::
+
+        import bertdistill
+        result = bertdistill.distill("runs/teacher/best", data="reviews.csv", output="runs/student",
+                                     recipe="distilbert", student_layers=3, train={"epochs": 2})
+        print(result["student_dir"], result["summary"]["retention"])
+    """
+    from .pipelines.plan import check_teacher, report
+
+    opts = _data(locals_=locals(), base=data_options)
+    hint = "".join(f" --{k.replace('_', '-')} {','.join(v) if isinstance(v, list) else v}"
+                   for k, v in {"task": task, "data": data, **opts}.items()
+                   if v is not None and not (k == "validation_split" and v == 0.1))
+    config = DistillConfig(
+        teacher=teacher, task=task, output=output, data=data, recipe=recipe, student_arch=student_arch,
+        student_layers=student_layers, student=student, student_config=student_config, temperature=temperature,
+        weights=weights, max_length=max_length, max_train_examples=max_train_examples,
+        max_eval_examples=max_eval_examples, skip_bad_rows=skip_bad_rows, cache_teacher=cache_teacher,
+        cache_dir=cache_dir, train=train_options(train), data_options=opts, **options)
+    with hub_options(revision=revision, trust_remote_code=trust_remote_code):
+        check_teacher(teacher, allow_untrained=allow_untrained_teacher, finetune_hint=hint)
+        runner = DistillRecipe(config)
+        results = runner.run()
+        return report(runner, results, latency_runs=latency_runs)
 
 
-def evaluate(model: str, task: str, data: str | None = None, *, split: str = "dev", output: str | None = None,
-             batch_size: int = 64, max_length: int = 128, skip_bad_rows: bool = False) -> dict:
-    """Evaluate a saved model on one split; prints the metrics table, writes JSON if asked."""
+def evaluate(model: str, task: str | None = None, data: str | None = None, *, split: str = "dev",
+             output: str | None = None, batch_size: int = 64, max_length: int = 128, skip_bad_rows: bool = False,
+             text_column: str | None = None, text_pair_column: str | None = None, label_column: str | None = None,
+             task_kind: str | None = None, labels: list[str] | str | None = None, delimiter: str | None = None,
+             validation_split: float = 0.1, revision: str | None = None, trust_remote_code: bool = False,
+             data_options: dict | None = None) -> dict:
+    """Evaluate a saved model on one split; prints the metrics table, writes JSON to ``output``.
+
+    With csv/tsv/jsonl data the label names and kind default to those saved with the model,
+    and a single file's ``dev`` split is the same seeded part that fine-tuning held out.
+
+    Example::
+
+        import bertdistill
+        metrics = bertdistill.evaluate("runs/student/student", data="reviews.csv", split="dev")
+        print(metrics["accuracy"])
+    """
     from .evaluation import evaluate_model
     from .models.loading import load_task_model, load_tokenizer
 
-    task_data = load_task(task, data, skip_bad_rows=skip_bad_rows)
-    examples = task_data.split(split)
-    if any(e.label is None for e in examples):
-        raise ValueError(f"the {split!r} split of {task!r} has no labels; evaluate on a labelled split")
-    tokenizer = load_tokenizer(model)
-    net = load_task_model(model, task_data.task)
-    metrics = evaluate_model(net, tokenizer, task_data.task, examples, batch_size=batch_size, max_length=max_length)
-    print(format_metrics(task_data.task, metrics, title=f"{task} {split} ({model})"))
+    opts = _with_model_labels(model, task, data, _data(locals_=locals(), base=data_options))
+    with hub_options(revision=revision, trust_remote_code=trust_remote_code):
+        task_data = load_task(task, data, skip_bad_rows=skip_bad_rows, **opts)
+        examples = task_data.split(split)
+        if any(e.label is None for e in examples):
+            raise ValueError(f"--split {split}: this split of {task_data.task.name!r} has no labels; "
+                             "evaluate on a labelled split")
+        tokenizer = load_tokenizer(model)
+        net = load_task_model(model, task_data.task)
+        metrics = evaluate_model(net, tokenizer, task_data.task, examples, batch_size=batch_size,
+                                 max_length=max_length)
+    name = task_data.task.name
+    print(format_metrics(task_data.task, metrics, title=f"{name} {split} ({model})"))
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(json.dumps({"task": task, "split": split, "model": model, "metrics": metrics}, indent=2))
+        Path(output).write_text(json.dumps({"task": name, "split": split, "model": model, "metrics": metrics},
+                                           indent=2))
     return metrics
 
 
-def embed(model: str, task: str, data: str | None = None, *, pooling: str = "cls", output: str | None = None,
-          **options) -> dict:
-    """Feature-extraction baseline: frozen encoder + logistic regression."""
-    from .embed import embed_baseline
+def embed(model: str = "minilm-l6", task: str | None = None, data: str | None = None, *, pooling: str = "cls",
+          output: str | None = None, max_train: int | None = None, max_length: int = 128,
+          skip_bad_rows: bool = False, text_column: str | None = None, text_pair_column: str | None = None,
+          label_column: str | None = None, task_kind: str | None = None, labels: list[str] | str | None = None,
+          delimiter: str | None = None, validation_split: float = 0.1, revision: str | None = None,
+          trust_remote_code: bool = False, data_options: dict | None = None, **options) -> dict:
+    """Feature-extraction baseline: frozen encoder + logistic regression, scored on dev.
 
-    result = embed_baseline(model, load_task(task, data), pooling=pooling, **options)
+    Example::
+
+        import bertdistill
+        result = bertdistill.embed("minilm-l6", data="reviews.csv", pooling="mean")
+        print(result["accuracy"])
+    """
+    from .embedding import embed_baseline
+
+    opts = _data(locals_=locals(), base=data_options)
+    with hub_options(revision=revision, trust_remote_code=trust_remote_code):
+        task_data = load_task(task, data, skip_bad_rows=skip_bad_rows, **opts)
+        result = embed_baseline(model, task_data, pooling=pooling, max_train=max_train, max_length=max_length,
+                                **options)
     if output:
         Path(output).write_text(json.dumps(result, indent=2, default=str))
     return result
 
 
-def demo(output: str = "runs/demo", **options) -> dict:
-    """The README's main job: teacher fine-tune, student distillation, comparison table."""
+def predict(model: str, texts: str | list[str], *, output: str | None = None, batch_size: int = 32,
+            max_length: int = 128, revision: str | None = None, trust_remote_code: bool = False) -> list[dict]:
+    """Predict with a saved model: one dict per text (label and probabilities for
+    classification, score for regression, words/tags/entities for token classification);
+    ``output`` also writes them as JSONL.
+
+    Example::
+
+        import bertdistill
+        rows = bertdistill.predict("runs/student/student", ["a great film", "dull and long"])
+        print(rows[0]["label"], rows[0]["score"])
+    """
+    from .prediction import predict_texts
+
+    with hub_options(revision=revision, trust_remote_code=trust_remote_code):
+        rows = predict_texts(model, [texts] if isinstance(texts, str) else texts, batch_size=batch_size,
+                             max_length=max_length)
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return rows
+
+
+def demo(output: str = "runs/demo", *, teacher: str = "minilm-l6", teacher_epochs: float = 2.0,
+         student_epochs: float = 3.0, max_train_examples: int | None = None, max_eval_examples: int | None = None,
+         latency_runs: int = 100, **options) -> dict:
+    """The README's main job: teacher fine-tune, student distillation, comparison table.
+
+    Example::
+
+        import bertdistill
+        summary = bertdistill.demo("runs/demo")
+        print(summary["retention"], summary["speedup"])
+    """
     from .pipelines.demo import run_demo
 
-    return run_demo(output, **options)
+    return run_demo(output, teacher=teacher, teacher_epochs=teacher_epochs, student_epochs=student_epochs,
+                    max_train_examples=max_train_examples, max_eval_examples=max_eval_examples,
+                    latency_runs=latency_runs, **options)
+
+
+def _data(*, locals_: dict, base: dict | None) -> dict:
+    return data_options(base, **{k: locals_[k] for k in DATA_KEYS})
+
+
+def _with_model_labels(model: str, task: str | None, data, opts: dict) -> dict:
+    """For csv/tsv/jsonl data, the label names and kind saved with the model (unless given)."""
+    from .data.tasks import GENERIC, infer_task
+    from .models.loading import LABELS_FILE, load_labels, resolve_model
+
+    if data is None or (task or infer_task(data)) not in GENERIC or "labels" in opts or "task_kind" in opts:
+        return opts
+    source = Path(resolve_model(model))
+    if not (source / LABELS_FILE).is_file():
+        return opts
+    saved = load_labels(source)
+    if saved["kind"] not in ("classification", "regression"):
+        return opts
+    return {**opts, "task_kind": saved["kind"], **({"labels": saved["labels"]} if saved["labels"] else {})}
 
 
 def mlm_head(model: str, corpus: str, output: str, **options) -> dict:

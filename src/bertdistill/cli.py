@@ -1,4 +1,9 @@
-"""Command line: parses arguments and calls ``bertdistill.api``; no logic of its own."""
+"""Command line: parses arguments and calls ``bertdistill.api``; no logic of its own.
+
+Errors a user can cause (bad flags, files, data, JSON, recipes, models) end in one line,
+``bertdistill COMMAND: error: ...``, and exit code 2; ``--verbose`` (before or after the
+command) shows the traceback instead.
+"""
 
 from __future__ import annotations
 
@@ -7,109 +12,123 @@ import json
 import logging
 import os
 import sys
+import warnings
 
-from .data.errors import DataError
+from .commands.options import (
+    CACHE_HELP,
+    HelpFormatter,
+    add_data_args,
+    add_model_args,
+    add_train_args,
+    data_options,
+    json_option,
+    model_options,
+    nonnegative_int,
+    output_dir,
+    output_file,
+    positive_float,
+    positive_int,
+    student_layers,
+    term_weights,
+    train_overrides,
+)
 
+# former private names, kept for command modules written against them
+_data_args, _data_options, _train_args, _train_overrides = add_data_args, data_options, add_train_args, train_overrides
 
-def _train_args(p: argparse.ArgumentParser, *, defaults: bool) -> None:
-    g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=float, default=3.0 if defaults else None)
-    g.add_argument("--max-steps", type=int, default=None)
-    g.add_argument("--batch-size", type=int, default=32 if defaults else None)
-    g.add_argument("--lr", type=float, default=5e-5 if defaults else None)
-    g.add_argument("--weight-decay", type=float, default=None)
-    g.add_argument("--warmup-ratio", type=float, default=None)
-    g.add_argument("--max-grad-norm", type=float, default=None)
-    g.add_argument("--grad-accum", type=int, default=None)
-    g.add_argument("--eval-every", type=int, default=None, help="optimizer steps between evaluations (default: each epoch)")
-    g.add_argument("--save-every", type=int, default=None, help="optimizer steps between checkpoints (default: at each evaluation)")
-    g.add_argument("--seed", type=int, default=None)
-    g.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=None)
-    g.add_argument("--no-length-grouping", action="store_true", help="random batches instead of length-grouped ones")
-    g.add_argument("--no-resume", action="store_true", help="start over even if the output folder has a checkpoint")
-    g.add_argument("--max-train-examples", type=int, default=None, help="use a seeded subset of the train split")
-    g.add_argument("--max-eval-examples", type=int, default=None)
-
-
-def _train_overrides(a: argparse.Namespace) -> dict:
-    out = {
-        "epochs": a.epochs, "max_steps": a.max_steps, "batch_size": a.batch_size, "lr": a.lr,
-        "weight_decay": a.weight_decay, "warmup_ratio": a.warmup_ratio, "max_grad_norm": a.max_grad_norm,
-        "grad_accum": a.grad_accum, "eval_every": a.eval_every, "save_every": a.save_every, "seed": a.seed,
-        "mixed_precision": a.mixed_precision,
-    }
-    if a.no_length_grouping:
-        out["group_by_length"] = False
-    if a.no_resume:
-        out["resume"] = False
-    return {k: v for k, v in out.items() if v is not None}
+EPILOG = (f"Teacher outputs are cached in {CACHE_HELP} (`bertdistill cache list|clear`). "
+          "Errors print one line and exit with code 2; --verbose shows tracebacks.")
 
 
-def _data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", default="rotten_tomatoes", help="task name (see `bertdistill tasks`)")
-    p.add_argument("--data", default=None, help="data folder or file, or hub:<id>; default: the task's offline default")
-    p.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (their count is reported)")
-    p.add_argument("--max-length", type=int, default=None)
-    p.add_argument("--text-column", default=None, help="csv/tsv/jsonl: the text column")
-    p.add_argument("--text-pair-column", default=None, help="csv/tsv/jsonl: the second text of a pair")
-    p.add_argument("--label-column", default=None, help="csv/tsv/jsonl: the label column")
+class Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line naming the command and the flag."""
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
-def _data_options(a: argparse.Namespace) -> dict:
-    out = {"text_column": a.text_column, "text_pair_column": a.text_pair_column, "label_column": a.label_column}
-    return {k: v for k, v in out.items() if v is not None}
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bertdistill", description="Knowledge distillation for BERT-family models.")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="bertdistill", description="Knowledge distillation for BERT-family models.", epilog=EPILOG)
+    parser.add_argument("-v", "--verbose", action="store_true", help="info logs, and tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
     p = sub.add_parser("demo", help="offline end-to-end run: teacher, student, comparison table")
-    p.add_argument("--output", default="runs/demo")
-    p.add_argument("--teacher", default="minilm-l6")
-    p.add_argument("--teacher-epochs", type=float, default=2.0)
-    p.add_argument("--student-epochs", type=float, default=3.0)
-    p.add_argument("--max-train-examples", type=int, default=None)
-    p.add_argument("--max-eval-examples", type=int, default=None)
-    p.add_argument("--latency-runs", type=int, default=100)
+    p.add_argument("--output", type=output_dir, default="runs/demo", help="run folder")
+    p.add_argument("--teacher", default="minilm-l6", help="base model to fine-tune as the teacher")
+    p.add_argument("--teacher-epochs", type=positive_float, default=2.0, help="teacher fine-tuning epochs")
+    p.add_argument("--student-epochs", type=positive_float, default=3.0, help="distillation epochs")
+    p.add_argument("--max-train-examples", type=positive_int, default=None, help="seeded train subset (default: all)")
+    p.add_argument("--max-eval-examples", type=positive_int, default=None, help="seeded dev subset (default: all)")
+    p.add_argument("--latency-runs", type=positive_int, default=100, help="batch-1 forwards timed per model")
 
-    p = sub.add_parser("finetune", help="fine-tune a teacher on a task")
-    _data_args(p)
-    p.add_argument("--model", default="minilm-l6", help="local folder, hub id or alias (minilm-l6)")
-    p.add_argument("--output", required=True)
-    _train_args(p, defaults=True)
+    p = sub.add_parser("finetune", help="fine-tune a teacher on a task or your own data")
+    add_data_args(p)
+    p.add_argument("--model", default="minilm-l6",
+                   help="base model: local folder, hub id ([org/]name) or alias (minilm-l6)")
+    p.add_argument("--output", type=output_dir, required=True, help="run folder; the best model goes to OUTPUT/best")
+    add_model_args(p)
+    add_train_args(p, defaults=True)
 
-    p = sub.add_parser("distill", help="distil a fine-tuned teacher into a student")
-    _data_args(p)
-    p.add_argument("--teacher", required=True, help="fine-tuned teacher folder")
-    p.add_argument("--recipe", default="distilbert", help="shipped recipe name or a YAML path")
-    p.add_argument("--student-arch", choices=["same", "distilbert"], default=None)
-    p.add_argument("--student-layers", default=None,
+    p = sub.add_parser("distill", help="distil a fine-tuned teacher into a student",
+                       description="Distil a fine-tuned teacher into a student. Student shape, loss terms and "
+                                   "training defaults come from the recipe (`bertdistill recipes`); flags override them.")
+    add_data_args(p, max_length=None)
+    p.add_argument("--teacher", required=True,
+                   help="the fine-tuned teacher (e.g. runs/teacher/best from `bertdistill finetune`)")
+    p.add_argument("--recipe", default="distilbert", help="shipped recipe name (`bertdistill recipes`) or a YAML path")
+    p.add_argument("--output", type=output_dir, required=True,
+                   help="run folder: OUTPUT/student, run_config.json, log.jsonl, results.json")
+    g = p.add_argument_group("student (default: the recipe's student section)")
+    g.add_argument("--student-arch", choices=["same", "distilbert"], default=None,
+                   help="same architecture as the teacher, or DistilBERT (no token types, no pooler)")
+    g.add_argument("--student-layers", default=None,
                    help="number of layers, a preset (every_other, skip, last, first) or a list like 0,2,4")
-    p.add_argument("--student", default=None, help="start from an existing student checkpoint (same vocabulary)")
-    p.add_argument("--student-config", default=None,
+    g.add_argument("--student", default=None, help="start from an existing student checkpoint (same vocabulary)")
+    g.add_argument("--student-config", default=None,
                    help='random student of another shape: JSON or a .json path, e.g. \'{"hidden_size": 128, "num_hidden_layers": 2}\'')
-    p.add_argument("--temperature", type=float, default=None)
-    p.add_argument("--weight", action="append", default=[], metavar="TERM=W", help="override a term's weight")
-    p.add_argument("--no-teacher-cache", action="store_true", help="run the teacher every step")
-    p.add_argument("--cache-dir", default=None)
-    p.add_argument("--output", required=True)
-    _train_args(p, defaults=False)
+    g = p.add_argument_group("loss terms (default: the recipe's terms)")
+    g.add_argument("--temperature", type=positive_float, default=None,
+                   help="softmax temperature of every term that uses one")
+    g.add_argument("--weight", "--weights", dest="weight", action="append", default=[], metavar="TERM=W[,TERM=W]",
+                   help="override term weights, e.g. --weight cosine=0.5,hard=0 (repeatable)")
+    g = p.add_argument_group("runs")
+    g.add_argument("--allow-untrained-teacher", action="store_true",
+                   help="distil even from a teacher without a fine-tuned head (it is refused otherwise)")
+    g.add_argument("--no-teacher-cache", action="store_true", help="run the teacher every step")
+    g.add_argument("--cache-dir", default=None, help=f"teacher-output cache folder (default: {CACHE_HELP})")
+    g.add_argument("--latency-runs", type=nonnegative_int, default=30,
+                   help="batch-1 forwards timed per model at the end (0: no timing)")
+    add_model_args(p)
+    add_train_args(p, defaults=False)
 
     p = sub.add_parser("evaluate", help="evaluate a saved model on a split")
-    _data_args(p)
-    p.add_argument("--model", required=True)
-    p.add_argument("--split", default="dev")
-    p.add_argument("--output", default=None, help="write the metrics JSON here")
-    p.add_argument("--batch-size", type=int, default=64)
+    add_data_args(p)
+    p.add_argument("--model", required=True, help="a saved model folder (or hub id)")
+    p.add_argument("--split", default="dev", help="split to score: train, dev or test")
+    p.add_argument("--output", type=output_file, default=None, help="write the metrics JSON to this file")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="examples per forward")
+    add_model_args(p)
 
     p = sub.add_parser("embed", help="feature-extraction baseline (frozen encoder + logistic regression)")
-    _data_args(p)
-    p.add_argument("--model", default="minilm-l6")
-    p.add_argument("--pooling", choices=["cls", "mean"], default="cls")
-    p.add_argument("--max-train-examples", type=int, default=None)
-    p.add_argument("--output", default=None)
+    add_data_args(p)
+    p.add_argument("--model", default="minilm-l6", help="encoder: local folder, hub id or alias")
+    p.add_argument("--pooling", choices=["cls", "mean"], default="cls", help="sentence vector: [CLS] state or mean")
+    p.add_argument("--max-train-examples", type=positive_int, default=None, help="seeded train subset (default: all)")
+    p.add_argument("--output", type=output_file, default=None, help="write the result JSON to this file")
+    add_model_args(p)
+
+    p = sub.add_parser("predict", help="predict labels / scores / entities for texts with a saved model")
+    p.add_argument("--model", required=True, help="a saved model folder (e.g. runs/student/student)")
+    p.add_argument("--text", action="append", default=[], help="a text to predict (repeatable)")
+    p.add_argument("--input", default=None, help="a file of texts: one per line, or .jsonl with a \"text\" field")
+    p.add_argument("--output", type=output_file, default=None, help="write JSONL here (default: print it)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward")
+    p.add_argument("--max-length", type=positive_int, default=128, help="tokens per text after truncation")
+    add_model_args(p)
 
     sub.add_parser("tasks", help="list the known tasks")
     sub.add_parser("recipes", help="list the shipped distillation recipes")
@@ -117,75 +136,58 @@ def build_parser() -> argparse.ArgumentParser:
     from .commands import register_all
 
     register_all(sub)
+    for command in sub.choices.values():  # --verbose also works after the command
+        if not any("--verbose" in a.option_strings for a in command._actions):
+            command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                                 help="info logs, and tracebacks on errors")
     return parser
 
 
-def _layers(value: str | None):
-    if value is None:
-        return None
-    if value.isdigit():
-        return int(value)
-    if "," in value:
-        return [int(x) for x in value.split(",") if x.strip()]
-    return value
-
-
-def _json_arg(value: str | None):
-    if value is None:
-        return None
-    if value.strip().startswith("{"):
-        return json.loads(value)
-    with open(value) as fh:
-        return json.load(fh)
-
-
-def _weights(items: list[str]) -> dict | None:
-    out = {}
-    for item in items:
-        name, _, value = item.partition("=")
-        if not value:
-            raise SystemExit(f"--weight expects TERM=VALUE, got {item!r}")
-        out[name] = float(value)
-    return out or None
-
-
 def run(args: argparse.Namespace) -> object:
-    from . import api
-
     handler = getattr(args, "handler", None)
     if handler is not None:  # commands registered from bertdistill.commands
         return handler(args)
+
+    if args.command in ("tasks", "recipes"):
+        return _listing(args.command)
+    from . import api
 
     if args.command == "demo":
         return api.demo(args.output, teacher=args.teacher, teacher_epochs=args.teacher_epochs,
                         student_epochs=args.student_epochs, max_train_examples=args.max_train_examples,
                         max_eval_examples=args.max_eval_examples, latency_runs=args.latency_runs)
     if args.command == "finetune":
-        from .training.engine import TrainConfig
-
-        return api.finetune(args.task, args.model, args.output, args.data, train=TrainConfig(**_train_overrides(args)),
-                            max_length=args.max_length or 128, skip_bad_rows=args.skip_bad_rows,
+        return api.finetune(args.task, args.model, args.output, args.data, train=train_overrides(args),
+                            max_length=args.max_length, skip_bad_rows=args.skip_bad_rows,
                             max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
-                            data_options=_data_options(args))
+                            **data_options(args), **model_options(args))
     if args.command == "distill":
         return api.distill(args.teacher, args.task, args.output, args.data, recipe=args.recipe,
-                           student_arch=args.student_arch, student_layers=_layers(args.student_layers),
-                           student=args.student, student_config=_json_arg(args.student_config),
-                           temperature=args.temperature, weights=_weights(args.weight), max_length=args.max_length,
-                           skip_bad_rows=args.skip_bad_rows, cache_teacher=not args.no_teacher_cache,
-                           cache_dir=args.cache_dir, max_train_examples=args.max_train_examples,
-                           max_eval_examples=args.max_eval_examples, train=_train_overrides(args),
-                           data_options=_data_options(args))
+                           student_arch=args.student_arch, student_layers=student_layers(args.student_layers),
+                           student=args.student, student_config=json_option("--student-config", args.student_config),
+                           temperature=args.temperature, weights=term_weights(args.weight),
+                           max_length=args.max_length, skip_bad_rows=args.skip_bad_rows,
+                           cache_teacher=not args.no_teacher_cache, cache_dir=args.cache_dir,
+                           max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
+                           train=train_overrides(args), allow_untrained_teacher=args.allow_untrained_teacher,
+                           latency_runs=args.latency_runs, **data_options(args), **model_options(args))
     if args.command == "evaluate":
         return api.evaluate(args.model, args.task, args.data, split=args.split, output=args.output,
-                            batch_size=args.batch_size, max_length=args.max_length or 128,
-                            skip_bad_rows=args.skip_bad_rows)
+                            batch_size=args.batch_size, max_length=args.max_length, skip_bad_rows=args.skip_bad_rows,
+                            **data_options(args), **model_options(args))
     if args.command == "embed":
         result = api.embed(args.model, args.task, args.data, pooling=args.pooling, output=args.output,
-                           max_train=args.max_train_examples)
+                           max_train=args.max_train_examples, max_length=args.max_length,
+                           skip_bad_rows=args.skip_bad_rows, **data_options(args), **model_options(args))
         print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2, default=str))
         return result
-    if args.command == "tasks":
+    if args.command == "predict":
+        return _predict(api, args)
+    raise ValueError(f"unknown command {args.command}")
+
+
+def _listing(command: str) -> None:
+    if command == "tasks":
         from .data import TASKS
 
         for name, entry in sorted(TASKS.items()):
@@ -194,25 +196,63 @@ def run(args: argparse.Namespace) -> object:
                 print(f"{name:<16} {'(from the file)':<22} --text-column/--label-column name the columns")
             else:
                 print(f"{name:<16} {spec.kind:<22} metrics: {', '.join(spec.metrics)}")
-        return None
-    if args.command == "recipes":
+    if command == "recipes":
         from .distill.recipe import list_recipes, load_recipe
 
         for name in list_recipes():
             print(f"{name:<16} {load_recipe(name).description}")
-        return None
-    raise SystemExit(f"unknown command {args.command}")
+
+
+def _predict(api, args: argparse.Namespace) -> list[dict]:
+    from .prediction import read_texts
+
+    if bool(args.text) == bool(args.input):
+        raise ValueError("predict needs either --text (repeatable) or --input FILE")
+    texts = args.text or read_texts(args.input)
+    rows = api.predict(args.model, texts, output=args.output, batch_size=args.batch_size,
+                       max_length=args.max_length, **model_options(args))
+    if args.output:
+        print(f"{len(rows)} predictions written to {args.output}")
+    else:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+    return rows
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (whitespace collapsed), or its type when empty."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"bertdistill: warning: {one_line(message) if isinstance(message, Warning) else message}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    verbose = bool(getattr(args, "verbose", False))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    formatwarning = warnings.formatwarning
+    if not verbose:
+        warnings.formatwarning = _one_line_warning
     try:
         run(args)
-    except (DataError, FileNotFoundError, ValueError) as exc:
-        print(f"bertdistill {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:  # DataError, RecipeError, FileNotFoundError, bad JSON, ...
+        if verbose:
+            raise
+        print(f"bertdistill {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:
+        if verbose or type(exc).__name__ != "TrainingDiverged":
+            raise
+        print(f"bertdistill {args.command}: error: {one_line(exc)} (try a lower --lr)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"bertdistill {args.command}: interrupted (run the same command again to resume)", file=sys.stderr)
+        return 130
+    finally:
+        warnings.formatwarning = formatwarning
     return 0
 
 

@@ -12,6 +12,7 @@ import argparse
 import importlib
 
 MODULES: tuple[str, ...] = (
+    "bertdistill.commands.cache",
     "bertdistill.commands.corpus",
     "bertdistill.commands.general",
 )

@@ -34,6 +34,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 IGNORE = -100
@@ -54,12 +55,12 @@ class MlmMasker:
             raise ValueError(f"mask ratio {mask_ratio} and random ratio {random_ratio} must be >= 0 and sum to <= 1")
         if not 0 <= mask_token_id < vocab_size:
             raise ValueError(f"mask token id {mask_token_id} is outside the vocabulary of {vocab_size} ids")
-        self.weights = probs
+        self.weights = probs.numpy()
         self.mask_token_id = int(mask_token_id)
         self.vocab_size = int(vocab_size)
         self.mlm_probability = float(mlm_probability)
         self.mask_ratio, self.random_ratio = float(mask_ratio), float(random_ratio)
-        self.random_ids = torch.nonzero(probs > 0).flatten()
+        self.random_ids = np.flatnonzero(self.weights > 0)
         self.whole_word = bool(whole_word)
         if whole_word:
             if continuation is None:
@@ -68,7 +69,7 @@ class MlmMasker:
             continuation = torch.as_tensor(continuation, dtype=torch.bool).flatten()
             if continuation.numel() != vocab_size:
                 raise ValueError(f"continuation covers {continuation.numel()} ids, the vocabulary has {vocab_size}")
-        self.continuation = continuation
+        self.continuation = None if continuation is None else continuation.numpy()
 
     @staticmethod
     def seed_for(base_seed: int, epoch: int, sequence_index: int) -> int:
@@ -87,69 +88,68 @@ class MlmMasker:
                              f"{tuple(attention_mask.shape)} must be the same [batch, length] shape")
         if len(seeds) != input_ids.size(0):
             raise ValueError(f"{len(seeds)} seeds for a batch of {input_ids.size(0)} sequences")
-        device = input_ids.device
-        ids = input_ids.cpu().long()
-        attended = attention_mask.cpu().bool()
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size):
+        # numpy from here on: single-threaded, so no thread-pool contention in a busy trainer
+        ids = input_ids.detach().cpu().numpy().astype(np.int64)
+        attended = attention_mask.detach().cpu().numpy() != 0
+        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
             raise ValueError(f"token id outside the vocabulary of {self.vocab_size} ids in the batch")
         u, action, pick = self.draws(attended, seeds)
         w = self.weights[ids]
         maskable = attended & (w > 0)
-        keys = torch.where(maskable, torch.log1p(-u) / torch.where(maskable, w, 1.0), -math.inf)
-        budgets = [self.budget(int(n)) for n in maskable.sum(1)]
+        with np.errstate(divide="ignore"):
+            keys = np.where(maskable, np.log1p(-u) / np.where(maskable, w, 1.0), -np.inf)
+        budgets = np.array([self.budget(int(n)) for n in maskable.sum(1)], dtype=np.int64)
         if self.whole_word:
-            chosen = torch.zeros_like(maskable)
+            chosen = np.zeros_like(maskable)
             for row, k in enumerate(budgets):
-                chosen[row, self.whole_words(ids[row], keys[row], maskable[row], k)] = True
+                chosen[row, self.whole_words(ids[row], keys[row], maskable[row], int(k))] = True
         else:  # the k largest keys of each row
-            order = torch.argsort(keys, dim=1, descending=True, stable=True)
-            ranks = torch.empty_like(order).scatter_(1, order, torch.arange(ids.size(1)).expand_as(order))
-            chosen = ranks < torch.tensor(budgets, dtype=torch.long).unsqueeze(1)
-        random_tokens = self.random_ids[(pick * len(self.random_ids)).long().clamp_(max=len(self.random_ids) - 1)]
-        masked = ids.clone()
-        to_mask = chosen & (action < self.mask_ratio)
-        to_swap = chosen & (action >= self.mask_ratio) & (action < self.mask_ratio + self.random_ratio)
-        masked[to_mask] = self.mask_token_id
-        masked[to_swap] = random_tokens[to_swap]
-        labels = torch.where(chosen, ids, torch.full_like(ids, IGNORE))
-        return masked.to(device, input_ids.dtype), labels.to(device)
+            order = np.argsort(-keys, axis=1, kind="stable")
+            ranks = np.empty_like(order)
+            np.put_along_axis(ranks, order, np.arange(ids.shape[1])[None, :].repeat(ids.shape[0], 0), axis=1)
+            chosen = ranks < budgets[:, None]
+        n_random = len(self.random_ids)
+        random_tokens = self.random_ids[np.minimum((pick * n_random).astype(np.int64), n_random - 1)]
+        masked = ids.copy()
+        masked[chosen & (action < self.mask_ratio)] = self.mask_token_id
+        swap = chosen & (action >= self.mask_ratio) & (action < self.mask_ratio + self.random_ratio)
+        masked[swap] = random_tokens[swap]
+        labels = np.where(chosen, ids, IGNORE)
+        device = input_ids.device
+        return (torch.from_numpy(masked).to(device, input_ids.dtype), torch.from_numpy(labels).to(device))
 
     @staticmethod
-    def draws(attended: torch.Tensor, seeds: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def draws(attended: np.ndarray, seeds: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Three uniform [B, L] draws (key, action, random token), filled only at attended positions.
 
-        Row r draws 3 x n_r numbers from its own generator seeded by ``seeds[r]``, in the order
-        of its attended positions, so a row's draws do not depend on padding or other rows.
+        Row r draws 3 x n_r numbers from its own ``torch.Generator`` seeded by ``seeds[r]``, in
+        the order of its attended positions, so a row's draws do not depend on padding or
+        other rows.
         """
         counts = attended.sum(1).tolist()
+        out = np.zeros((3, *attended.shape), dtype=np.float64)
         rows = [torch.rand(3, n, generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float64)
                 for n, seed in zip(counts, seeds)]
-        out = torch.zeros((3, *attended.shape), dtype=torch.float64)
         if rows:
-            flat = torch.cat(rows, dim=1)
+            flat = torch.cat(rows, dim=1).numpy()
             for i in range(3):
                 out[i][attended] = flat[i]
         return out[0], out[1], out[2]
 
-    def whole_words(self, ids: torch.Tensor, keys: torch.Tensor, maskable: torch.Tensor, k: int) -> torch.Tensor:
+    def whole_words(self, ids: np.ndarray, keys: np.ndarray, maskable: np.ndarray, k: int) -> np.ndarray:
         """Positions of whole words, taken by decreasing key of their first piece, within budget k."""
         cont = self.continuation[ids] & maskable
-        prev_maskable = torch.cat([torch.tensor([False]), maskable[:-1]])
+        prev_maskable = np.concatenate([[False], maskable[:-1]])
         starts = maskable & ~(cont & prev_maskable)
-        word = torch.cumsum(starts.long(), 0) - 1  # word number of each maskable position
-        first = torch.nonzero(starts).flatten()
-        sizes = torch.bincount(word[maskable], minlength=first.numel())
-        picked: list[int] = []
+        word = np.cumsum(starts) - 1  # word number of each maskable position
+        first = np.flatnonzero(starts)
+        sizes = np.bincount(word[maskable], minlength=first.size)
+        take = np.zeros(first.size, dtype=bool)
         total = 0
-        for w in torch.argsort(keys[first], descending=True, stable=True).tolist():
-            size = int(sizes[w])
-            if total + size <= k:
-                picked.append(w)
-                total += size
+        for w in np.argsort(-keys[first], kind="stable").tolist():
+            if total + sizes[w] <= k:
+                take[w] = True
+                total += int(sizes[w])
                 if total == k:
                     break
-        if not picked:
-            return torch.zeros(0, dtype=torch.long)
-        take = torch.zeros(first.numel(), dtype=torch.bool)
-        take[picked] = True
-        return torch.nonzero(maskable & take[word.clamp(min=0)]).flatten()
+        return np.flatnonzero(maskable & take[np.maximum(word, 0)])

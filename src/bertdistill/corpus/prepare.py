@@ -1,19 +1,25 @@
 """``prepare_corpus``: raw text -> memory-mapped token shards, streamed, once.
 
-Why a hand-written pipeline and not Hugging Face ``datasets`` (``map(num_proc=...)`` into
-memory-mapped Arrow)? Both tokenise with the same Rust tokenizer, so speed is not the
-difference. The differences are: (1) ``datasets`` is the optional ``hub`` extra, and the core
-package must prepare corpora offline without it; (2) Arrow stores token ids as list<int32>
-(int64 by default from the tokenizer) plus its own offsets, two to four times the bytes of
-the uint16 shards here, and the training side would still need a reader over it; (3) its
-cache is keyed by a fingerprint of the transform, not of the input files' size/mtime, and it
-writes its cache files through its own code path, so the guarantees asked of this command
-(a no-op re-run detected from meta.json, a killed run never read as complete, an explicit
-uint16/uint32 choice with an overflow check) would have to be rebuilt around it anyway; and
-(4) cutting long documents changes the number of rows, which ``datasets`` supports only with
-batched maps that drop the other columns. What remains to write by hand is small: a batched
-tokenise-and-cut step in numpy (``encode.py``), a bounded window of worker processes, and a
-shard writer (``shards.py``).
+Why a hand-written pipeline and not Hugging Face ``datasets`` (``load_dataset("text")`` then
+``map(tokenize, batched=True, num_proc=N)`` into memory-mapped Arrow)? Both tokenise with the
+same Rust tokenizer, so tokenising speed is not the difference. What decided it:
+
+1. ``datasets`` is the optional ``hub`` extra (pyarrow, fsspec, ...); preparing a corpus offline
+   must work with the core dependencies, and the training side reads shards with numpy alone.
+2. Passes and disk: ``load_dataset("text")`` first converts the whole text into an Arrow cache
+   (a second copy of the corpus), then ``map`` writes a second cache with the ids; ours reads
+   the text once and writes only the ids. Its streaming mode avoids the copy but its ``map``
+   has no ``num_proc``.
+3. Format: the tokenizer returns Python ints, which Arrow stores as list<int64> unless every
+   map declares ``Features`` with uint16; here the uint16/uint32 choice and the overflow check
+   are explicit, and the shards are flat arrays with offsets (``np.memmap``, no Arrow reader).
+4. The guarantees asked of this command live in our meta.json: a re-run is a no-op when the
+   inputs (path, size, mtime) and options are unchanged, a killed run is never read as complete,
+   and a folder from another vocabulary is refused. ``datasets`` keys its cache by a
+   fingerprint of the transform and the source, and would still need this layer around it.
+
+What remains to write by hand is small: a batched tokenise-and-cut step in numpy
+(``encode.py``), a bounded window of worker processes, and a shard writer (``shards.py``).
 
 Memory stays bounded whatever the corpus size: lines are read in batches of ``batch_size``,
 at most ``2 x workers`` batches are in flight, token ids are written to the open shard file

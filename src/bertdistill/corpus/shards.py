@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +109,7 @@ class ShardWriter:
         self.shard_tokens = int(shard_tokens)
         self.shards: list[dict] = []
         self._file = None
-        self._offsets: list[int] = [0]
+        self._offsets = array("q", [0])  # 8 bytes per sequence of the open shard
 
     def add(self, flat: np.ndarray, lengths: np.ndarray) -> None:
         """Append sequences given as their concatenated ids and their lengths."""
@@ -148,7 +149,7 @@ class ShardWriter:
     def _open(self) -> None:
         ids_name, _ = shard_names(len(self.shards))
         self._file = open(self.folder / (ids_name + TMP), "wb")
-        self._offsets = [0]
+        self._offsets = array("q", [0])
 
     def _close(self) -> None:
         ids_name, off_name = shard_names(len(self.shards))
@@ -156,13 +157,13 @@ class ShardWriter:
         os.fsync(self._file.fileno())
         self._file.close()
         self._file = None
-        offsets = np.asarray(self._offsets, dtype=np.int64)
+        offsets = np.frombuffer(self._offsets, dtype=np.int64).copy()
         write_npy_atomic(self.folder / off_name, offsets)
         os.replace(self.folder / (ids_name + TMP), self.folder / ids_name)
         fsync_dir(self.folder)
         self.shards.append({"ids": ids_name, "offsets": off_name,
                             "sequences": int(offsets.size - 1), "tokens": int(offsets[-1])})
-        self._offsets = [0]
+        self._offsets = array("q", [0])
 
     def finish(self) -> list[dict]:
         """Close the last shard; returns one record per shard (file names, sequences, tokens)."""
@@ -221,6 +222,9 @@ class TokenShards:
         self.dtype = np.dtype(self.meta["dtype"])
         if tokenizer is not None:
             self.check_tokenizer(tokenizer)
+        self._open()
+
+    def _open(self) -> None:
         self._ids: list[np.ndarray] = []
         self._offsets: list[np.ndarray] = []
         for record in self.meta["shards"]:
@@ -234,6 +238,16 @@ class TokenShards:
                             f"meta.json says {self.meta['sequences']}; {PREPARE_HINT}")
         self._lengths = None
         self._counts = None
+
+    def __getstate__(self) -> dict:
+        # pickled (e.g. to spawned DataLoader workers) as its folder and meta, never as token data
+        return {"path": self.path, "meta": self.meta}
+
+    def __setstate__(self, state: dict) -> None:
+        self.path, self.meta = state["path"], state["meta"]
+        self.vocab_size = int(self.meta["vocab_size"])
+        self.dtype = np.dtype(self.meta["dtype"])
+        self._open()
 
     def check_tokenizer(self, tokenizer) -> None:
         """ValueError when ``tokenizer`` has another vocabulary than the one the folder was made with."""

@@ -7,6 +7,13 @@ from dataclasses import dataclass, field
 KINDS = ("classification", "regression", "token_classification")
 
 
+class MissingSplitError(KeyError, ValueError):
+    """A split that the data does not have (a KeyError for lookups, a ValueError for users)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 @dataclass
 class TaskSpec:
     """What a task is: its kind, its label set and the metrics that judge it."""
@@ -56,7 +63,10 @@ class TaskData:
 
     def split(self, name: str) -> list[Example]:
         if name not in self.splits:
-            raise KeyError(
-                f"task {self.task.name!r} has no {name!r} split; available: {sorted(self.splits)}"
+            hint = ""
+            if name == "dev":
+                hint = "; give a dev.* or validation.* file, or hold out part of train with --validation-split"
+            raise MissingSplitError(
+                f"task {self.task.name!r} has no {name!r} split; available: {sorted(self.splits)}{hint}"
             )
         return self.splits[name]

@@ -2,7 +2,9 @@
 
 Generic files name their columns in a header (CSV/TSV) or in each JSON object (JSONL).
 A directory holds ``train.EXT``, ``dev.EXT`` (or ``validation.EXT``) and ``test.EXT``;
-a single file is the ``train`` split unless its stem is ``dev``/``validation``/``test``.
+a single file is the ``train`` split unless its stem is ``dev``/``validation``/``test``
+(``load_task`` then holds a seeded part of train out as dev). Columns default to ``text``
+(or ``sentence``) and ``label``; errors name the CLI flag that changes them.
 ``.csv`` files use real CSV quoting (the ``csv`` module); ``.tsv`` files are split on TAB
 with no quoting at all, as GLUE files need.
 """
@@ -96,15 +98,20 @@ def label_value(spec: TaskSpec, raw, path, line: int | None):
         return score
     name = label_name(raw)
     if name not in spec.labels:
-        raise DataError(path, line, f"label {name!r} is not one of the known labels {spec.labels}")
+        raise DataError(path, line, f"label {name!r} is not one of the known labels {spec.labels} (--labels)")
     return spec.labels.index(name)
+
+
+COLUMN_FLAGS = {"text": "--text-column", "text pair": "--text-pair-column", "label": "--label-column"}
 
 
 def column_index(header: list[str], name: str, path, what: str) -> int:
     """Position of column ``name`` in ``header``, or a DataError listing the columns."""
     names = [h.strip() for h in header]
     if name not in names:
-        raise DataError(path, 1, f"no {what} column {name!r}; the header has {names}")
+        flag = COLUMN_FLAGS.get(what)
+        hint = f" (name another with {flag})" if flag else ""
+        raise DataError(path, 1, f"no {what} column {name!r}; the header has {names}{hint}")
     return names.index(name)
 
 
@@ -200,7 +207,7 @@ def _default_text(keys, path) -> str:
     for name in ("text", "sentence"):
         if name in keys:
             return name
-    raise DataError(path, 1, f"no 'text' or 'sentence' column in {list(keys)}; pass text_column=")
+    raise DataError(path, 1, f"no 'text' or 'sentence' column in {list(keys)}; name it with --text-column")
 
 
 def _json_records(path: Path, cols: dict, bad: BadRows):
@@ -250,9 +257,9 @@ def load_generic(
     """Read a generic CSV/TSV/JSONL task; labels are inferred (sorted) from train if not given."""
     kind = task_kind or "classification"
     if kind not in ("classification", "regression"):
-        raise ValueError(f"task_kind must be 'classification' or 'regression', got {kind!r}")
+        raise ValueError(f"--task-kind must be 'classification' or 'regression', got {kind!r}")
     if kind == "regression" and labels:
-        raise ValueError("a regression task has no label set: drop labels=")
+        raise ValueError("a regression task has no label set: drop --labels")
     cols = {"text": text_column, "pair": text_pair_column, "label": label_column or "label"}
     files = split_files(path, fmt, wanted)
     records = {
@@ -275,7 +282,7 @@ def _infer_labels(records: dict, path: Path, column: str) -> list[str]:
     names = [label_name(r[3]) for r in rows if r[3] is not None]
     names = [n for n in names if n]
     if not names:
-        raise DataError(path, None, f"cannot infer labels: no {column!r} values; pass labels=")
+        raise DataError(path, None, f"cannot infer labels: no {column!r} values; give them with --labels a,b,c")
     return sort_labels(names)
 
 

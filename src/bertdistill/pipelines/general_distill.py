@@ -39,7 +39,7 @@ from ..models.mlm import check_has_mlm_head, load_mlm_teacher
 from ..students import StudentInfo, build_student, student_from_config
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
 from .distill import DistillModule
-from .mlm_batches import check_vocabulary, evaluate_mlm, masked_batches, open_corpora
+from .mlm_batches import check_vocabulary, corpus_fingerprint, evaluate_mlm, masked_batches, open_corpora
 
 
 @dataclass
@@ -168,6 +168,18 @@ class GeneralDistillRecipe:
         return save_model(self.student, self.tokenizer, self.output / "student",
                           metrics={"held_out": metrics} if metrics else None)
 
+    def fingerprint(self) -> dict:
+        """What decides this run besides the TrainConfig (a resume with other values is refused).
+        The data is named by the corpus's own fingerprint: the shards are never hashed whole."""
+        cfg = self.config
+        return {
+            "data": corpus_fingerprint(self.shards), "recipe": self.recipe.name,
+            "terms": [asdict(t) for t in self.recipe.terms], "teacher": cfg.teacher,
+            "student": {**self.student_info.to_dict(), "config": cfg.student_config},
+            "masking": {"mlm_probability": cfg.mlm_probability, "smoothing": cfg.smoothing,
+                        "whole_word": cfg.whole_word},
+        }
+
     # ---- run -----------------------------------------------------------------------------
     def train(self) -> dict:
         evaluate = self.evaluate if self.eval_shards is not None else None
@@ -175,7 +187,7 @@ class GeneralDistillRecipe:
             self.module, self.examples, self.collate, self.loss_step, config=self.train_config,
             output_dir=self.output, evaluate=evaluate, main_metric="mlm_accuracy" if evaluate else None,
             on_best=self.save if evaluate else None, progress_desc="general-distill",
-            accelerator=self.accelerator, lengths=self.shards.lengths,
+            accelerator=self.accelerator, lengths=self.shards.lengths, fingerprint=self.fingerprint(),
         )
         return self.loop.train()
 

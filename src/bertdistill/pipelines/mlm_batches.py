@@ -16,6 +16,8 @@ corpus package (``bertdistill.corpus``: ``TokenShards``, ``ShardDataset``, ``Mlm
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +47,12 @@ def open_corpus(path: str | Path, tokenizer, *, flag: str = "--corpus") -> Token
     if len(shards) == 0:
         raise ValueError(f"{flag} {folder}: the prepared corpus holds no sequence")
     return shards
+
+
+def corpus_fingerprint(shards: TokenShards) -> str:
+    """A short hash naming a prepared corpus (its inputs, options and vocabulary, from meta.json)."""
+    text = json.dumps(shards.meta.get("fingerprint"), sort_keys=True, default=str)
+    return hashlib.sha256(f"{text}|{len(shards)}|{shards.meta.get('tokens')}".encode()).hexdigest()[:16]
 
 
 def check_vocabulary(tokenizer, config, *, model_flag: str, tokenizer_name: str) -> None:

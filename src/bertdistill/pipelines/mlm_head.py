@@ -26,7 +26,8 @@ from ..corpus import IGNORE
 from ..models.loading import load_tokenizer, quiet_transformers, resolve_model, save_model
 from ..models.mlm import encoder_with_new_mlm_head, freeze_for_head_fitting
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
-from .mlm_batches import check_vocabulary, evaluate_mlm, masked_batches, masked_logits, open_corpora
+from .mlm_batches import (check_vocabulary, corpus_fingerprint, evaluate_mlm, masked_batches, masked_logits,
+                          open_corpora)
 
 
 @dataclass
@@ -109,6 +110,9 @@ class MlmHeadRecipe:
             MaskedPositionsLoss(self.model), self.examples, self.collate, self.loss_step, config=self.train_config,
             output_dir=self.output, progress_desc="mlm-head", accelerator=self.accelerator,
             lengths=self.shards.lengths,
+            fingerprint={"data": corpus_fingerprint(self.shards), "model": self.config.model,
+                         "unfreeze_top_layers": self.config.unfreeze_top_layers,
+                         "masking": [self.config.mlm_probability, self.config.smoothing, self.config.whole_word]},
         )
         return self.loop.train()
 

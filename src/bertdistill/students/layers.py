@@ -1,12 +1,22 @@
 """Which teacher layers a student keeps, what kind of teacher we were given, and a summary line.
 
-Layer presets (``select_layers``), all 0-based teacher layer indices, for a teacher of
-``L`` layers and a student of ``n`` layers (``n`` defaults to ``L // 2`` where it is asked for):
+Index convention: every index here is a 0-based teacher LAYER index (``0 .. L - 1``;
+layer ``i`` is the ``(i + 1)``-th transformer block, 1-based). It is not a hidden-state
+index: hidden state ``i + 1`` is the output of layer ``i`` (hidden state 0 is the embeddings).
 
-``"every_other"`` (default)
-    ``0, 2, 4, ...`` below ``L``: 6 -> ``[0, 2, 4]``, 12 -> ``[0, 2, 4, 6, 8, 10]``.
-    This is how the DistilBERT paper initialised its student ("taking one layer out of two").
+Layer presets (``select_layers``) for a teacher of ``L`` layers and a student of ``n``
+layers (``n`` defaults to ``L // 2`` where it is asked for):
+
+``"every_other"``
+    ``0, 2, 4, ...`` below ``L``: 6 -> ``[0, 2, 4]`` (1-based: 1, 3, 5), 12 -> ``[0, 2, ..., 10]``.
+    The DistilBERT paper's wording ("taking one layer out of two"). With an even ``L`` it
+    drops the teacher's LAST layer, the one its task head was trained on.
     The student has ``ceil(L / 2)`` layers; ``num_layers`` may only repeat that number.
+``"every_other_last"``
+    One layer out of two, counted back from the last one so that the last layer is kept:
+    ``(L - 1) % 2, ..., L - 3, L - 1``. 6 -> ``[1, 3, 5]`` (1-based: 2, 4, 6), 12 ->
+    ``[1, 3, ..., 11]``; for an odd ``L`` the same as ``"every_other"``. Same depth as
+    ``"every_other"``. The two are compared on SST-2 in benchmarks/RESULTS.md (issue 10).
 ``"skip"``
     ``n`` evenly spaced layers ending with the last one: index ``(i + 1) * L // n - 1``
     for ``i`` in ``0..n-1``. 12 -> 6: ``[1, 3, 5, 7, 9, 11]``; 12 -> 4: ``[2, 5, 8, 11]``;
@@ -38,7 +48,8 @@ from typing import Sequence
 
 from torch import nn
 
-PRESETS = ("every_other", "skip", "last", "first")
+PRESETS = ("every_other", "every_other_last", "skip", "last", "first")
+EVERY_OTHER = ("every_other", "every_other_last")
 
 
 @dataclass
@@ -105,11 +116,11 @@ def select_layers(
         spec = _parse_string(spec)
 
     if isinstance(spec, str):
-        if spec == "every_other":
-            kept = list(range(0, L, 2))
+        if spec in EVERY_OTHER:
+            kept = list(range(0 if spec == "every_other" else (L - 1) % 2, L, 2))
             if num_layers is not None and num_layers != len(kept):
                 raise ValueError(
-                    f"'every_other' keeps {len(kept)} of {L} teacher layers, but num_layers={num_layers}; "
+                    f"{spec!r} keeps {len(kept)} of {L} teacher layers, but num_layers={num_layers}; "
                     "use 'skip', 'first', 'last' or a number of layers for another depth"
                 )
             return kept

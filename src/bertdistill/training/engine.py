@@ -25,7 +25,12 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from ..data.encode import length_grouped_batches
-from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    TrainState, forget_checkpoints, latest_checkpoint, load_checkpoint, read_fingerprint, save_checkpoint,
+    write_text_atomic,
+)
+from .fingerprint import TRAIN_FIELDS, check_resume, data_hash, normalise
+from .validate import check_train_config
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +61,7 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
-        if self.grad_accum < 1 or self.batch_size < 1:
-            raise ValueError("batch_size and grad_accum must be at least 1")
+        check_train_config(self)  # ValueError naming the CLI flag, before any work
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
@@ -106,6 +108,7 @@ class TrainLoop:
         accelerator: Accelerator | None = None,
         progress_desc: str = "train",
         lengths: Sequence[int] | None = None,
+        fingerprint: dict | None = None,
     ):
         if not len(features):
             raise ValueError("the training split is empty")
@@ -135,6 +138,7 @@ class TrainLoop:
         self.module, self.optimizer = self.accelerator.prepare(module, self.optimizer)
         self.state = TrainState()
         self.history: list[dict] = []
+        self.fingerprint = self._run_fingerprint(fingerprint or {})
 
     # ---- data -------------------------------------------------------------------------
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
@@ -164,6 +168,13 @@ class TrainLoop:
         return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
     # ---- checkpoints ------------------------------------------------------------------
+    def _run_fingerprint(self, extra: dict) -> dict:
+        """What determines this run (see training/fingerprint.py); recipes add their own fields."""
+        fp = {name: getattr(self.config, name) for name in TRAIN_FIELDS}
+        fp["world_size"] = self.accelerator.num_processes
+        fp["data"] = extra.get("data") or data_hash(self.features)
+        return normalise({**fp, **extra})
+
     def _save(self) -> None:
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
@@ -173,26 +184,44 @@ class TrainLoop:
                 optimizer=self.optimizer,
                 scheduler=self.scheduler,
                 state=self.state,
+                scaler=self.accelerator.scaler,
+                fingerprint=self.fingerprint,
             )
+        self.accelerator.wait_for_everyone()
+
+    def _start_afresh(self) -> None:
+        """--no-resume: old checkpoints become unresumable and the log starts empty (old one kept aside)."""
+        log_path = self.output_dir / "log.jsonl"
+        if self.accelerator.is_main_process:
+            previous = forget_checkpoints(self.ckpt_dir)
+            if previous is not None:
+                self.accelerator.print(f"--no-resume: not resuming from {previous}; the old checkpoints are "
+                                       "deleted when this run writes its first one")
+            if log_path.exists():
+                log_path.replace(self.output_dir / "log.previous.jsonl")
+                self.accelerator.print(f"--no-resume: starting a fresh {log_path} (the old log is now log.previous.jsonl)")
         self.accelerator.wait_for_everyone()
 
     def _maybe_resume(self) -> None:
         if not self.config.resume:
+            self._start_afresh()
             return
         path = latest_checkpoint(self.ckpt_dir)
-        if path is None:
-            return
-        self.state = load_checkpoint(
-            path, model=self.accelerator.unwrap_model(self.module), optimizer=self.optimizer, scheduler=self.scheduler
-        )
+        if path is not None:
+            check_resume(read_fingerprint(path), self.fingerprint, str(path))
+            self.state = load_checkpoint(
+                path, model=self.accelerator.unwrap_model(self.module), optimizer=self.optimizer,
+                scheduler=self.scheduler, scaler=self.accelerator.scaler,
+            )
         log_path = self.output_dir / "log.jsonl"
-        if log_path.exists():
+        if log_path.exists():  # rows written after the checkpoint (or before any) are redone: drop them
             self.history = [
                 row for row in map(json.loads, log_path.read_text().splitlines()) if row.get("step", 0) <= self.state.step
             ]
             if self.accelerator.is_main_process:
-                log_path.write_text("".join(json.dumps(r) + "\n" for r in self.history))
-        self.accelerator.print(f"resumed from {path} (step {self.state.step}, epoch {self.state.epoch})")
+                write_text_atomic(log_path, "".join(json.dumps(r) + "\n" for r in self.history))
+        if path is not None:
+            self.accelerator.print(f"resumed from {path} (step {self.state.step}, epoch {self.state.epoch})")
 
     # ---- logging / evaluation -----------------------------------------------------------
     def _log(self, row: dict) -> None:
@@ -211,6 +240,7 @@ class TrainLoop:
             metrics = self.evaluate_fn()
         metrics = broadcast_object_list([metrics])[0]
         self.module.train()
+        self.state.eval_step = self.state.step
         self._log({"step": self.state.step, "epoch": self.state.epoch, "eval": metrics})
         if self.main_metric and metrics is not None:
             value = float(metrics[self.main_metric])
@@ -231,7 +261,7 @@ class TrainLoop:
             total=self.total_steps, initial=self.state.step, desc=self.progress_desc,
             disable=not acc.is_local_main_process, dynamic_ncols=True,
         )
-        started, samples, last_eval_step = time.perf_counter(), 0, None
+        started, samples = time.perf_counter(), 0
         window_loss, window_n = 0.0, 0
         epoch = self.state.epoch
         while self.state.step < self.total_steps:
@@ -258,7 +288,6 @@ class TrainLoop:
                     window_loss, window_n = 0.0, 0
                 if cfg.eval_every and self.state.step % cfg.eval_every == 0:
                     self._evaluate()
-                    last_eval_step = self.state.step
                     if not cfg.save_every:
                         self._save()
                 if cfg.save_every and self.state.step % cfg.save_every == 0:
@@ -268,12 +297,11 @@ class TrainLoop:
                 self.state.epoch, self.state.batch_in_epoch = epoch, 0
                 if not cfg.eval_every and self.state.step < self.total_steps:
                     self._evaluate()
-                    last_eval_step = self.state.step
                     self._save()
                 continue
             break
         bar.close()
-        if last_eval_step != self.state.step:
+        if self.state.eval_step != self.state.step:
             self._evaluate()
         self._save()
         elapsed = time.perf_counter() - started

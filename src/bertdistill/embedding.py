@@ -14,7 +14,7 @@ from .data.encode import Collator, encode
 from .data.examples import Example, TaskData
 from .evaluation import forward_arguments
 from .metrics import compute_metrics
-from .models.loading import load_tokenizer, quiet_transformers, resolve_model
+from .models.loading import hub_errors, load_tokenizer, pretrained_kwargs, quiet_transformers, resolve_model
 
 POOLINGS = ("cls", "mean")
 
@@ -118,8 +118,8 @@ def embed_baseline(
 
     t0 = time.perf_counter()
     tokenizer = load_tokenizer(model_name)
-    with quiet_transformers():
-        model = AutoModel.from_pretrained(resolve_model(model_name))
+    with quiet_transformers(), hub_errors(model_name):
+        model = AutoModel.from_pretrained(resolve_model(model_name), **pretrained_kwargs())
     t_load = time.perf_counter()
     common = dict(pooling=pooling, batch_size=batch_size, max_length=max_length, device=device)
     x_train = pooled_features(model, tokenizer, task, train, desc="embed train", **common)

@@ -1,0 +1,69 @@
+"""``bertdistill cache list|clear``: the teacher outputs cached on disk by ``distill``.
+
+Each entry is a folder named by a content hash (teacher weights, token ids, feature keys)
+holding ``features.safetensors`` and ``meta.json``. Only such folders (and ``.partial``
+leftovers of killed runs) are listed or removed, so a wrong ``--cache-dir`` cannot wipe
+unrelated files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from .options import CACHE_HELP, HelpFormatter
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("cache", help=f"list or clear the teacher-output cache ({CACHE_HELP})",
+                              description=f"The teacher-output cache of `distill` (default location: {CACHE_HELP}).",
+                              formatter_class=HelpFormatter)
+    p.add_argument("action", choices=["list", "clear"], help="list the entries with their sizes, or remove them all")
+    p.add_argument("--cache-dir", default=None,
+                   help=f"the cache folder, as given to `distill --cache-dir` (default: {CACHE_HELP})")
+    p.set_defaults(handler=run)
+
+
+def cache_root(cache_dir: str | None) -> Path:
+    if cache_dir:
+        return Path(cache_dir).expanduser()
+    from ..distill.cache import default_cache_dir
+
+    return default_cache_dir()
+
+
+def entries(root: Path) -> list[Path]:
+    """The cache entries under ``root`` (complete ones and partial leftovers)."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and (
+        (p / "features.safetensors").is_file() or (p / "meta.json").is_file() or p.name.endswith(".partial")))
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def run(args: argparse.Namespace) -> dict:
+    root = cache_root(args.cache_dir)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--cache-dir {root} is a file, not a cache folder")
+    found = entries(root)
+    total = sum(_size(p) for p in found)
+    if args.action == "list":
+        print(f"teacher cache: {root} ({len(found)} entries, {total / 1e6:.1f} MB)")
+        for p in found:
+            meta = {}
+            if (p / "meta.json").is_file():
+                meta = json.loads((p / "meta.json").read_text())
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(p.stat().st_mtime))
+            what = f"{meta.get('examples', '?')} examples, keys {','.join(meta.get('keys', []))}" if meta else "partial"
+            print(f"  {p.name:<20} {_size(p) / 1e6:>9.1f} MB  {when}  {what}")
+        return {"root": str(root), "entries": [str(p) for p in found], "bytes": total}
+    for p in found:
+        shutil.rmtree(p)
+    print(f"teacher cache: removed {len(found)} entries ({total / 1e6:.1f} MB) from {root}")
+    return {"root": str(root), "removed": len(found), "bytes": total}

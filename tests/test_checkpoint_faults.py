@@ -1,0 +1,158 @@
+"""Crash safety: a run killed at each point of the checkpoint write sequence resumes to the
+same final weights (and the same log) as a run that was never interrupted.
+
+The primitives the sequence uses (safetensors' save_file, torch.save, os.replace and the
+pruning's shutil.rmtree) are wrapped; the k-th call leaves a realistic partial effect (half
+a file written, one file of the old folder deleted) and raises ``Killed``, a BaseException
+that nothing in the engine catches, as a SIGKILL would stop the process there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from bertdistill.training import checkpoint as ckpt
+from bertdistill.training.checkpoint import checkpoint_step, latest_checkpoint
+from bertdistill.training.engine import TrainConfig, TrainLoop
+
+
+class Killed(BaseException):
+    """The process died here."""
+
+
+class Faults:
+    """Counts calls to the write primitives; the call numbered ``fail_at`` is the kill."""
+
+    def __init__(self, monkeypatch, fail_at: int | None = None):
+        self.fail_at, self.calls = fail_at, []
+        save_file, torch_save, replace, rmtree = ckpt.save_file, torch.save, os.replace, shutil.rmtree
+
+        def partial_write(path) -> None:
+            Path(path).write_bytes(b"\x00" * 7)  # a torn file
+
+        def hit(kind: str) -> bool:
+            self.calls.append(kind)
+            return len(self.calls) - 1 == self.fail_at
+
+        def fake_save_file(tensors, path, *a, **k):
+            if hit("save_file"):
+                partial_write(path)
+                raise Killed
+            return save_file(tensors, path, *a, **k)
+
+        def fake_torch_save(obj, path, *a, **k):
+            if hit("torch.save"):
+                partial_write(path)
+                raise Killed
+            return torch_save(obj, path, *a, **k)
+
+        def fake_replace(src, dst, *a, **k):
+            if hit("os.replace"):
+                raise Killed
+            return replace(src, dst, *a, **k)
+
+        def fake_rmtree(path, *a, **k):
+            if hit("rmtree"):
+                files = sorted(p for p in Path(path).rglob("*") if p.is_file())
+                if files:
+                    files[0].unlink()  # the delete had started
+                raise Killed
+            return rmtree(path, *a, **k)
+
+        monkeypatch.setattr(ckpt, "save_file", fake_save_file)
+        monkeypatch.setattr(torch, "save", fake_torch_save)
+        monkeypatch.setattr(os, "replace", fake_replace)
+        monkeypatch.setattr(shutil, "rmtree", fake_rmtree)
+
+
+class Net(torch.nn.Module):
+    """Dropout makes the result depend on the restored RNG state."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(3, 8)
+        self.drop = torch.nn.Dropout(0.3)
+        self.b = torch.nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.b(self.drop(torch.tanh(self.a(x)))).squeeze(-1)
+
+
+FEATS = [{"input_ids": [1] * (2 + i % 5), "x": [i / 10, (i % 3) - 1.0, 1.0], "y": float(i % 2)} for i in range(24)]
+
+
+def _collate(items):
+    return {"x": torch.tensor([f["x"] for f in items]), "y": torch.tensor([f["y"] for f in items])}
+
+
+def _loss(module, batch):
+    loss = (module(batch["x"]) - batch["y"]).pow(2).mean()
+    return loss, {"mse": float(loss.detach())}
+
+
+def _run(out: Path) -> tuple[dict, TrainLoop]:
+    torch.manual_seed(0)
+    model = Net()
+    evals = iter(range(100))
+    # eval and save steps coincide at 6, and the final save repeats the step-6 checkpoint
+    cfg = TrainConfig(max_steps=6, batch_size=4, grad_accum=1, save_every=2, eval_every=3, lr=0.05, seed=5,
+                      log_every=1)
+    loop = TrainLoop(model, FEATS, _collate, _loss, config=cfg, output_dir=out,
+                     evaluate=lambda: {"score": float(next(evals) % 2)}, main_metric="score")
+    loop.train()
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}, loop
+
+
+def _steps(out: Path) -> list:
+    return [(r["step"], "eval" in r) for r in map(json.loads, (out / "log.jsonl").read_text().splitlines())]
+
+
+def test_kill_at_every_write_primitive_then_resume_gives_the_same_weights(tmp_path, monkeypatch):
+    with monkeypatch.context() as m:
+        counter = Faults(m)
+        reference, _ = _run(tmp_path / "straight")
+    kinds = counter.calls
+    assert {"save_file", "torch.save", "os.replace", "rmtree"} <= set(kinds), kinds
+    ref_log = _steps(tmp_path / "straight")
+
+    for k, kind in enumerate(kinds):
+        out = tmp_path / f"kill{k}"
+        with monkeypatch.context() as m:
+            Faults(m, fail_at=k)
+            with pytest.raises(Killed):
+                _run(out)
+        # whatever `latest` points at is a complete checkpoint
+        latest = latest_checkpoint(out / "checkpoints")
+        if latest is not None:
+            assert (latest / "trainer.pt").stat().st_size > 100, (k, kind)
+            ckpt.load_file(str(latest / "model.safetensors"))
+        weights, loop = _run(out)  # a fresh loop, no faults: resumes
+        assert loop.state.step == 6
+        for name, value in reference.items():
+            assert torch.equal(value, weights[name]), f"kill at call {k} ({kind}): {name} differs"
+        assert _steps(out) == ref_log, f"kill at call {k} ({kind}): the log differs"
+        left = sorted(p.name for p in (out / "checkpoints").iterdir())
+        assert len([n for n in left if n.startswith("ckpt-")]) == 1 and not any(".partial" in n for n in left), left
+
+
+def test_same_step_is_saved_under_a_new_name_and_latest_is_never_deleted(tmp_path):
+    _, loop = _run(tmp_path / "run")
+    first = latest_checkpoint(loop.ckpt_dir)
+    assert checkpoint_step(first) == 6
+    loop._save()  # the same step again
+    second = latest_checkpoint(loop.ckpt_dir)
+    assert first != second and checkpoint_step(second) == 6
+    assert not first.exists() and second.exists()
+
+
+def test_hand_damaged_pointer_is_reported_not_silently_restarted(tmp_path):
+    _, loop = _run(tmp_path / "run")
+    shutil.rmtree(latest_checkpoint(loop.ckpt_dir))
+    with pytest.raises(RuntimeError, match="missing or incomplete.*--no-resume"):
+        _run(tmp_path / "run")

@@ -1,0 +1,126 @@
+"""Resume refuses a checkpoint of a different run, listing what differs; --no-resume starts
+afresh (fresh log, old checkpoints not reused)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from bertdistill import api
+from bertdistill.training.checkpoint import checkpoint_step, latest_checkpoint, read_fingerprint
+from bertdistill.training.engine import TrainConfig, TrainLoop
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Linear(2, 1)
+
+
+def _feats(shift: float = 0.0, first_ids=(1, 2)):
+    feats = [{"input_ids": [1, 2, 3][: 1 + i % 3], "x": [i / 8 + shift, 1.0], "labels": i % 2} for i in range(16)]
+    feats[0]["input_ids"] = list(first_ids)
+    return feats
+
+
+def _collate(items):
+    return {"x": torch.tensor([f["x"] for f in items]), "y": torch.tensor([float(f["labels"]) for f in items])}
+
+
+def _loss(module, batch):
+    return (module.w(batch["x"]).squeeze(-1) - batch["y"]).pow(2).mean(), {}
+
+
+def _loop(out: Path, feats=None, fingerprint=None, **cfg) -> TrainLoop:
+    torch.manual_seed(0)
+    config = TrainConfig(**{"max_steps": 4, "batch_size": 4, "seed": 1, "lr": 0.1, "save_every": 2, "log_every": 1,
+                             **cfg})
+    return TrainLoop(Net(), feats or _feats(), _collate, _loss, config=config, output_dir=out,
+                     fingerprint=fingerprint)
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"batch_size": 8}, r"batch_size \(--batch-size\): 4 -> 8"),
+    ({"seed": 2}, r"seed \(--seed\): 1 -> 2"),
+    ({"grad_accum": 2}, r"grad_accum \(--grad-accum\): 1 -> 2"),
+    ({"max_steps": 9}, r"max_steps \(--max-steps\): 4 -> 9"),
+    ({"group_by_length": False}, r"group_by_length \(--no-length-grouping\): true -> false"),
+])
+def test_changed_option_is_refused_with_the_difference(tmp_path, change, expected):
+    _loop(tmp_path).train()
+    with pytest.raises(ValueError, match=expected) as err:
+        _loop(tmp_path, **change).train()
+    assert "--no-resume" in str(err.value) and "--output" in str(err.value)
+
+
+def test_changed_data_and_recipe_fields_are_listed_together(tmp_path):
+    _loop(tmp_path, fingerprint={"recipe": "kd", "max_length": 64}).train()
+    stored = read_fingerprint(latest_checkpoint(tmp_path / "checkpoints"))
+    assert stored["batch_size"] == 4 and stored["world_size"] == 1 and len(stored["data"]) == 16
+    with pytest.raises(ValueError) as err:
+        _loop(tmp_path, feats=_feats(first_ids=(1, 3)), fingerprint={"recipe": "pkd_skip", "max_length": 64},
+              lr=0.2).train()
+    message = str(err.value)
+    assert "data (" in message and "recipe (--recipe): kd -> pkd_skip" in message and "lr (--lr): 0.1 -> 0.2" in message
+    assert "max_length" not in message  # unchanged fields are not listed
+
+
+def test_unchanged_run_resumes_and_schedule_options_may_change(tmp_path):
+    _loop(tmp_path, max_steps=2).train()
+    again = _loop(tmp_path, max_steps=2, eval_every=5, save_every=1, log_every=3)  # not part of the fingerprint
+    again.train()
+    assert again.state.step == 2
+
+
+def test_no_resume_starts_a_fresh_log_and_does_not_reuse_checkpoints(tmp_path, capsys):
+    _loop(tmp_path).train()
+    old_rows = (tmp_path / "log.jsonl").read_text()
+    fresh = _loop(tmp_path, batch_size=8, resume=False)  # a changed run is fine with --no-resume
+    fresh.train()
+    out = capsys.readouterr().out
+    assert "--no-resume: not resuming from" in out and "fresh" in out
+    assert (tmp_path / "log.previous.jsonl").read_text() == old_rows
+    rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4]  # one fresh run, from step 1
+    ckpts = [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith("ckpt-")]
+    assert len(ckpts) == 1 and read_fingerprint(ckpts[0])["batch_size"] == 8
+
+
+def test_no_resume_killed_before_its_first_checkpoint_does_not_resume_the_old_run(tmp_path):
+    _loop(tmp_path).train()
+    loop = _loop(tmp_path, resume=False)
+    loop._maybe_resume()  # what train() does first; the run then dies before saving
+    assert latest_checkpoint(tmp_path / "checkpoints") is None
+    again = _loop(tmp_path)
+    again.train()
+    assert checkpoint_step(latest_checkpoint(tmp_path / "checkpoints")) == 4
+    assert min(json.loads(l)["step"] for l in (tmp_path / "log.jsonl").read_text().splitlines()) == 1
+
+
+def test_finetune_recipe_refuses_a_changed_batch_size_on_resume(tiny_encoder_dir, toy_task_dir, tmp_path):
+    out = tmp_path / "ft"
+    train = dict(max_steps=2, lr=1e-3, batch_size=8, seed=1)
+    api.finetune("tsv", str(tiny_encoder_dir), str(out), str(toy_task_dir), train=TrainConfig(**train),
+                 max_train_examples=64, max_eval_examples=16)
+    stored = read_fingerprint(latest_checkpoint(out / "checkpoints"))
+    assert stored["recipe"] == "finetune" and stored["model"] == str(tiny_encoder_dir)
+    with pytest.raises(ValueError, match=r"batch_size \(--batch-size\): 8 -> 16"):
+        api.finetune("tsv", str(tiny_encoder_dir), str(out), str(toy_task_dir),
+                     train=TrainConfig(**{**train, "batch_size": 16}), max_train_examples=64, max_eval_examples=16)
+    with pytest.raises(ValueError, match=r"data \(--data"):  # another subset of the data
+        api.finetune("tsv", str(tiny_encoder_dir), str(out), str(toy_task_dir), train=TrainConfig(**train),
+                     max_train_examples=48, max_eval_examples=16)
+
+
+def test_distill_recipe_refuses_a_changed_temperature_on_resume(tiny_teacher, toy_task_dir, tmp_path):
+    out = tmp_path / "d"
+    kw = dict(recipe="kd", cache_dir=str(tmp_path / "cache"), max_train_examples=64, max_eval_examples=16,
+              test_split=None, train={"max_steps": 2, "batch_size": 16})
+    api.distill(str(tiny_teacher), "tsv", str(out), str(toy_task_dir), **kw)
+    stored = read_fingerprint(latest_checkpoint(out / "checkpoints"))
+    assert stored["recipe"] == "kd" and stored["student"]["kept"] == [0]
+    with pytest.raises(ValueError, match=r"terms \(--recipe / --weight / --temperature\)"):
+        api.distill(str(tiny_teacher), "tsv", str(out), str(toy_task_dir), temperature=4.0, **kw)
