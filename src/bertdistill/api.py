@@ -269,3 +269,18 @@ def _with_model_labels(model: str, task: str | None, data, opts: dict) -> dict:
     if saved["kind"] not in ("classification", "regression"):
         return opts
     return {**opts, "task_kind": saved["kind"], **({"labels": saved["labels"]} if saved["labels"] else {})}
+
+
+def mlm_head(model: str, corpus: str, output: str, **options) -> dict:
+    """Fit a masked-LM head on an encoder (frozen by default); the teacher lands in ``output/model``."""
+    from .pipelines.mlm_head import MlmHeadConfig, MlmHeadRecipe
+
+    return MlmHeadRecipe(MlmHeadConfig(model=model, corpus=corpus, output=output, **options)).run()
+
+
+def general_distill(teacher: str, corpus: str, output: str, *, recipe: str = "general_distilbert", **options) -> dict:
+    """General (masked-LM) distillation on prepared shards; the student lands in ``output/student``."""
+    from .pipelines.general_distill import GeneralDistillConfig, GeneralDistillRecipe
+
+    return GeneralDistillRecipe(GeneralDistillConfig(teacher=teacher, corpus=corpus, output=output, recipe=recipe,
+                                                     **options)).run()

@@ -15,6 +15,7 @@ MODULES: tuple[str, ...] = (
     "bertdistill.commands.cache",
     "bertdistill.commands.corpus",
     "bertdistill.commands.augment",
+    "bertdistill.commands.general",
 )
 
 

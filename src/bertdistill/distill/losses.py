@@ -481,3 +481,52 @@ def build_loss(name: str, temperature: float = 1.0, **params) -> DistillLoss:
     if cls.uses_temperature:
         return cls(temperature=temperature, **params)
     return cls(**params)
+
+
+# --------------------------------------------------------------------------- masked-LM (issue 6)
+# General (pre-training) distillation over masked-LM logits [B, L, V]. The batch's ``labels``
+# hold the original token at masked positions and -100 everywhere else.
+
+
+def _check_mlm_logits(student: Tensor, what: str) -> None:
+    if student.dim() != 3:
+        raise ValueError(f"{what}: expected masked-LM logits [B, L, V], got shape {tuple(student.shape)}")
+
+
+@register_loss("mlm_ce")
+class MLMCrossEntropyLoss(DistillLoss):
+    """DistilBERT's L_mlm: cross-entropy of the student's masked-LM logits with the original
+    tokens at the masked positions (labels != -100), mean over masked positions."""
+
+    needs_teacher = False
+
+    def forward(self, student, teacher=None, mask=None, labels=None):
+        _check_mlm_logits(student, "mlm_ce")
+        if labels is None:
+            raise ValueError("mlm_ce: the batch has no masked-LM 'labels' (-100 on unmasked positions)")
+        return hard_loss(student, labels, mask)
+
+
+@register_loss("mlm_kd")
+class MLMKDLoss(DistillLoss):
+    """DistilBERT's L_ce: T² · KL(teacher ‖ student) of the masked-LM distributions over all
+    real tokens (``positions: real``, the reference's default) or the masked ones only
+    (``positions: masked``, labels != -100)."""
+
+    uses_temperature = True
+    soft_targets = True
+    params = ("positions",)
+
+    def __init__(self, temperature: float = 1.0, positions: str = "real") -> None:
+        super().__init__()
+        if positions not in ("real", "masked"):
+            raise ValueError(f"mlm_kd: positions must be 'real' or 'masked', got {positions!r}")
+        self.temperature = float(temperature)
+        self.positions = positions
+
+    def forward(self, student, teacher, mask=None, labels=None):
+        _check_mlm_logits(student, "mlm_kd")
+        if self.positions == "masked" and labels is None:
+            raise ValueError("mlm_kd: positions 'masked' needs the batch's masked-LM labels")
+        return kd_kl(student, teacher, mask, temperature=self.temperature, labels=labels,
+                     labelled_only=self.positions == "masked")

@@ -15,7 +15,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from accelerate import Accelerator
@@ -112,9 +112,10 @@ class TrainLoop:
         on_best: Callable[[dict], None] | None = None,
         accelerator: Accelerator | None = None,
         progress_desc: str = "train",
+        lengths: Sequence[int] | None = None,
         fingerprint: dict | None = None,
     ):
-        if not features:
+        if not len(features):
             raise ValueError("the training split is empty")
         self.config = config
         self.features = features
@@ -127,7 +128,11 @@ class TrainLoop:
         self.ckpt_dir = self.output_dir / "checkpoints"
         self.progress_desc = progress_desc
         self.accelerator = accelerator or make_accelerator(config)
-        self.lengths = [len(f["input_ids"]) for f in features]
+        # ``lengths`` given: ``features`` may be a lazy sequence (memory-mapped shards) that
+        # is read only batch by batch, never iterated as a whole.
+        self.lengths = lengths if lengths is not None else [len(f["input_ids"]) for f in features]
+        if len(self.lengths) != len(features):
+            raise ValueError(f"lengths has {len(self.lengths)} entries for {len(features)} features")
         set_seed(config.seed)
         self.raw_module = module
         self.optimizer = torch.optim.AdamW(_param_groups(module, config.weight_decay), lr=config.lr)

@@ -1,0 +1,129 @@
+"""`bertdistill mlm-head` and `bertdistill general-distill`: masked-LM teachers and general
+(pre-training) distillation on a corpus prepared by `bertdistill corpus prepare`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+TRAIN_FLAGS = {  # flag -> (type, TrainConfig field, help)
+    "--epochs": (float, "epochs", None),
+    "--max-steps": (int, "max_steps", "stop after this many optimizer steps"),
+    "--batch-size": (int, "batch_size", "sequences per batch and process"),
+    "--grad-accum": (int, "grad_accum", "batches per optimizer step (effective batch = batch size x grad accum x processes)"),
+    "--lr": (float, "lr", None),
+    "--weight-decay": (float, "weight_decay", None),
+    "--warmup-ratio": (float, "warmup_ratio", None),
+    "--max-grad-norm": (float, "max_grad_norm", None),
+    "--eval-every": (int, "eval_every", "optimizer steps between held-out evaluations (default: each epoch)"),
+    "--save-every": (int, "save_every", "optimizer steps between checkpoints (default: at each evaluation)"),
+    "--log-every": (int, "log_every", None),
+    "--seed": (int, "seed", "seeds the student, the connectors and every mask (with epoch and sequence index)"),
+}
+
+
+def _training(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training")
+    for flag, (kind, _, help_text) in TRAIN_FLAGS.items():
+        g.add_argument(flag, type=kind, default=None, help=help_text)
+    g.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=None)
+    g.add_argument("--no-length-grouping", action="store_true", help="random batches instead of length-grouped ones")
+    g.add_argument("--no-resume", action="store_true", help="start over even if the output folder has a checkpoint")
+
+
+def _train_overrides(a: argparse.Namespace) -> dict:
+    out = {name: getattr(a, flag[2:].replace("-", "_")) for flag, (_, name, _) in TRAIN_FLAGS.items()}
+    out["mixed_precision"] = a.mixed_precision
+    if a.no_length_grouping:
+        out["group_by_length"] = False
+    if a.no_resume:
+        out["resume"] = False
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _masking(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("corpus and masking")
+    g.add_argument("--corpus", required=True, help="folder written by `bertdistill corpus prepare` (train)")
+    g.add_argument("--eval-corpus", default=None, help="a second prepared folder for held-out masked-LM accuracy/loss")
+    g.add_argument("--mlm-probability", type=float, default=0.15, help="share of real tokens chosen per batch")
+    g.add_argument("--smoothing", type=float, default=0.7, help="masking probability max(count, 1)^-smoothing")
+    g.add_argument("--whole-word", action="store_true", help="mask every piece of a chosen word")
+    g.add_argument("--max-eval-sequences", type=int, default=None, help="score N evenly spread sequences of --eval-corpus")
+    g.add_argument("--eval-batch-size", type=int, default=16)
+
+
+def _json_object(value: str | None) -> dict | None:
+    if value is None:
+        return None
+    text = value if value.strip().startswith("{") else Path(value).read_text()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--student-config: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--student-config must be a JSON object, got {value!r}")
+    return data
+
+
+def _weights(items: list[str]) -> dict | None:
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise ValueError(f"--weight expects TERM=NUMBER, got {item!r}") from None
+    return out or None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("mlm-head", help="turn an encoder into a masked-LM teacher by fitting its MLM head on a corpus")
+    p.add_argument("--model", default="minilm-l6", help="BERT encoder: folder, hub id or alias (minilm-l6)")
+    p.add_argument("--output", required=True, help="run folder; the teacher is saved to OUTPUT/model")
+    p.add_argument("--unfreeze-top-layers", type=int, default=0, help="also train the top K encoder layers")
+    _masking(p)
+    _training(p)
+    p.set_defaults(handler=_mlm_head)
+
+    p = sub.add_parser("general-distill", help="general (pre-training) distillation of a masked-LM teacher on a corpus")
+    p.add_argument("--teacher", required=True, help="masked-LM teacher: folder, hub id (see `bertdistill mlm-head`)")
+    p.add_argument("--output", required=True, help="run folder; the student is saved to OUTPUT/student")
+    p.add_argument("--recipe", default="general_distilbert", help="general_distilbert, general_tinybert or a YAML path")
+    p.add_argument("--tokenizer", default=None, help="default: the teacher's")
+    p.add_argument("--student-arch", choices=["same", "distilbert"], default=None)
+    p.add_argument("--student-layers", default=None,
+                   help="teacher layers to copy: a preset (skip = every other keeping the last), a count, or 0-based 1,3,5")
+    p.add_argument("--student-config", default=None,
+                   help='random narrower student: JSON or a .json path, e.g. \'{"hidden_size": 192, "num_hidden_layers": 3}\'')
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--weight", action="append", default=[], metavar="TERM=W", help="override a term's weight")
+    p.add_argument("--init-only", action="store_true",
+                   help="save the student as built (teacher layers or random) without distilling, for baselines")
+    _masking(p)
+    _training(p)
+    p.set_defaults(handler=_general_distill)
+
+
+def _mlm_head(a: argparse.Namespace) -> dict:
+    from ..api import mlm_head
+
+    return mlm_head(
+        a.model, a.corpus, a.output, eval_corpus=a.eval_corpus,
+        unfreeze_top_layers=a.unfreeze_top_layers, mlm_probability=a.mlm_probability, smoothing=a.smoothing,
+        whole_word=a.whole_word, max_eval_sequences=a.max_eval_sequences, eval_batch_size=a.eval_batch_size,
+        train=_train_overrides(a),
+    )
+
+
+def _general_distill(a: argparse.Namespace) -> dict:
+    from ..api import general_distill
+
+    return general_distill(
+        a.teacher, a.corpus, a.output, recipe=a.recipe, eval_corpus=a.eval_corpus,
+        tokenizer=a.tokenizer, student_arch=a.student_arch, student_layers=a.student_layers,
+        student_config=_json_object(a.student_config), temperature=a.temperature, weights=_weights(a.weight),
+        mlm_probability=a.mlm_probability, smoothing=a.smoothing, whole_word=a.whole_word,
+        max_eval_sequences=a.max_eval_sequences, eval_batch_size=a.eval_batch_size, init_only=a.init_only,
+        train=_train_overrides(a),
+    )

@@ -1,0 +1,234 @@
+"""Recipe: general (pre-training) distillation of a masked-LM teacher on raw text.
+
+DistilBERT's central step (Sanh et al., 2019): before any task, a smaller student learns to
+imitate a masked-LM teacher on a large unlabelled corpus. Here the corpus is a folder of
+prepared, memory-mapped token shards (``bertdistill corpus prepare``) read batch by batch,
+in length-grouped batches; each batch is masked anew every time a sequence is seen (seeded by
+seed, epoch and sequence index, so the run is the same on one process or many). Which
+losses are compared comes from a YAML recipe: ``general_distilbert`` (5·KL at T=2 ·T² +
+2·masked-LM cross-entropy + 1·cosine of the last hidden states) or ``general_tinybert``
+(embedding, attention and hidden-state MSE through projections, TinyBERT's general stage).
+
+The student is a ``DistilBertForMaskedLM`` built from a list of teacher layers (weights
+mapped by ``students.distilbert``, the vocabulary transform and projector from the teacher's
+MLM head), or a randomly initialised narrower one (``student_config``) bridged by learned
+projections. The engine (``training.TrainLoop``) brings accumulation, bf16, checkpoints with
+exact resume and multi-process data parallelism (accelerate / torchrun).
+
+Steps, torchtune style: ``setup`` / ``loss_step`` / ``evaluate`` / ``train`` / ``save`` / ``run``.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from accelerate.utils import set_seed
+
+from ..distill.distiller import Distiller
+from ..distill.features import extract
+from ..distill.losses import LOSSES
+from ..distill.recipe import load_recipe
+from ..models.inputs import model_inputs
+from ..models.loading import load_tokenizer, quiet_transformers, resolve_model, save_model
+from ..models.mlm import check_has_mlm_head, load_mlm_teacher
+from ..students import StudentInfo, build_student, student_from_config
+from ..training.engine import TrainConfig, TrainLoop, make_accelerator
+from .distill import DistillModule
+from .mlm_batches import check_vocabulary, corpus_fingerprint, evaluate_mlm, masked_batches, open_corpora
+
+
+@dataclass
+class GeneralDistillConfig:
+    teacher: str
+    corpus: str
+    output: str
+    recipe: str = "general_distilbert"
+    eval_corpus: str | None = None
+    tokenizer: str | None = None             # default: the teacher's
+    student_arch: str | None = None          # "distilbert" (default: the recipe's) | "same"
+    student_layers: object = None            # preset, count or 0-based list (default: the recipe's)
+    student_config: dict | None = None       # random narrower student, e.g. {"hidden_size": 192, ...}
+    temperature: float | None = None
+    weights: dict | None = None
+    mlm_probability: float = 0.15
+    smoothing: float = 0.7
+    whole_word: bool = False
+    max_eval_sequences: int | None = None
+    eval_batch_size: int = 16
+    eval_seed: int = 1234
+    init_only: bool = False                  # save the student as built, without distilling (baselines)
+    train: dict = field(default_factory=dict)  # TrainConfig overrides on top of the recipe's
+
+
+def needs_teacher_logits(recipe) -> bool:
+    """Whether any weighted term compares the teacher's (masked-LM) logits."""
+    return any(t.weight and t.teacher == "logits" and LOSSES[t.loss].needs_teacher for t in recipe.terms)
+
+
+def peak_memory_mb(device: torch.device | None = None) -> float:
+    """Peak memory of this process: CUDA max allocated on a GPU, else the max resident set size."""
+    if device is not None and device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024
+
+
+class GeneralDistillRecipe:
+    def __init__(self, config: GeneralDistillConfig):
+        self.config = config
+        self.output = Path(config.output)
+
+    # ---- setup ---------------------------------------------------------------------------
+    def setup(self) -> None:
+        from transformers import AutoConfig
+
+        cfg = self.config
+        self.recipe = load_recipe(cfg.recipe).with_overrides(temperature=cfg.temperature, weights=cfg.weights)
+        names = {f.name for f in fields(TrainConfig)}
+        merged = {**self.recipe.training, **cfg.train}
+        self.train_config = TrainConfig(**{k: v for k, v in merged.items() if k in names and v is not None})
+        # Everything that can be checked without weights first: teacher head, vocabulary, shards.
+        wants_logits = needs_teacher_logits(self.recipe)
+        if wants_logits:
+            teacher_config = check_has_mlm_head(cfg.teacher, flag="--teacher")
+        else:
+            with quiet_transformers():
+                teacher_config = AutoConfig.from_pretrained(resolve_model(cfg.teacher))
+        tok_name = cfg.tokenizer or cfg.teacher
+        self.tokenizer = load_tokenizer(tok_name)
+        check_vocabulary(self.tokenizer, teacher_config, model_flag=f"--teacher {cfg.teacher}",
+                         tokenizer_name=f"--tokenizer {tok_name}" if cfg.tokenizer else f"of {tok_name}")
+        self.shards, self.eval_shards = open_corpora(cfg, self.tokenizer)
+        if cfg.student_config is not None and not isinstance(cfg.student_config, dict):
+            raise ValueError(f"--student-config must be a JSON object, got {cfg.student_config!r}")
+
+        attn = "eager"  # switched to sdpa below when no term compares attention maps
+        self.teacher = load_mlm_teacher(cfg.teacher, attn_implementation=attn, require_head=wants_logits)
+        self.teacher.eval().requires_grad_(False)
+        set_seed(self.train_config.seed)  # the student's new weights and the connectors
+        self.student, self.student_info = self._build_student(attn)
+        if self.student.config.vocab_size != self.teacher.config.vocab_size:
+            raise ValueError(f"--student-config: vocab_size {self.student.config.vocab_size} differs from the "
+                             f"teacher's {self.teacher.config.vocab_size}; leave it out")
+        self.distiller = Distiller(
+            self.recipe.terms, student_config=self.student.config, teacher_config=self.teacher.config,
+            kept=self.student_info.kept, task_kind="token_classification",
+        )
+        if not self.distiller.student_needs.attentions:
+            self.student.set_attn_implementation("sdpa")
+        if not self.distiller.teacher_needs.attentions:
+            self.teacher.set_attn_implementation("sdpa")
+        self.module = DistillModule(self.student, self.distiller)
+
+        self.examples, self.collate, self.eval_collator = masked_batches(
+            cfg, self.tokenizer, self.shards, self.eval_shards, seed=self.train_config.seed,
+            epoch=lambda: self.loop.state.epoch)
+        self.accelerator = make_accelerator(self.train_config)
+        self.teacher.to(self.accelerator.device)
+
+    def _build_student(self, attn: str):
+        cfg = self.config
+        if cfg.student_config is not None:
+            arch = cfg.student_arch or "distilbert"
+            sizes = {"max_position_embeddings": self.teacher.config.max_position_embeddings,
+                     "pad_token_id": self.teacher.config.pad_token_id, **cfg.student_config}
+            student = student_from_config(sizes, "masked_lm", 2, arch="bert" if arch == "same" else arch,
+                                          tokenizer_vocab_size=self.teacher.config.vocab_size,
+                                          attn_implementation=attn)
+            return student, StudentInfo(arch=student.config.model_type, kept=None,
+                                        teacher_layers=self.teacher.config.num_hidden_layers)
+        arch = cfg.student_arch or self.recipe.student.get("arch", "distilbert")
+        layers = cfg.student_layers if cfg.student_layers is not None else self.recipe.student.get("layers", "skip")
+        num_layers = layers if isinstance(layers, int) else None
+        return build_student(self.teacher, layers=layers, num_layers=num_layers, arch=arch,
+                             attn_implementation=attn)
+
+    # ---- steps ---------------------------------------------------------------------------
+    def teacher_features(self, batch: dict) -> dict:
+        want = self.distiller.teacher_needs
+        with torch.no_grad():
+            out = self.teacher(**model_inputs(self.teacher, batch), output_hidden_states=want.hidden_states,
+                               output_attentions=want.attentions)
+        return extract(out, self.distiller.teacher_keys)
+
+    def loss_step(self, module: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+        return module(batch, self.teacher_features(batch))
+
+    def evaluate(self) -> dict:
+        return evaluate_mlm(self.student, self.eval_shards, self.eval_collator,
+                            batch_size=self.config.eval_batch_size, max_sequences=self.config.max_eval_sequences,
+                            desc="student mlm eval")
+
+    def save(self, metrics: dict | None = None) -> Path:
+        return save_model(self.student, self.tokenizer, self.output / "student",
+                          metrics={"held_out": metrics} if metrics else None)
+
+    def fingerprint(self) -> dict:
+        """What decides this run besides the TrainConfig (a resume with other values is refused).
+        The data is named by the corpus's own fingerprint: the shards are never hashed whole."""
+        cfg = self.config
+        return {
+            "data": corpus_fingerprint(self.shards), "recipe": self.recipe.name,
+            "terms": [asdict(t) for t in self.recipe.terms], "teacher": cfg.teacher,
+            "student": {**self.student_info.to_dict(), "config": cfg.student_config},
+            "masking": {"mlm_probability": cfg.mlm_probability, "smoothing": cfg.smoothing,
+                        "whole_word": cfg.whole_word},
+        }
+
+    # ---- run -----------------------------------------------------------------------------
+    def train(self) -> dict:
+        evaluate = self.evaluate if self.eval_shards is not None else None
+        self.loop = TrainLoop(
+            self.module, self.examples, self.collate, self.loss_step, config=self.train_config,
+            output_dir=self.output, evaluate=evaluate, main_metric="mlm_accuracy" if evaluate else None,
+            on_best=self.save if evaluate else None, progress_desc="general-distill",
+            accelerator=self.accelerator, lengths=self.shards.lengths, fingerprint=self.fingerprint(),
+        )
+        return self.loop.train()
+
+    def run(self) -> dict:
+        """setup → train → save the student → held-out masked-LM scores of teacher and student."""
+        self.setup()
+        if self.config.init_only:
+            path = self.save()
+            print(f"student saved as initialised (no distillation) to {path}")
+            return {"student_dir": str(path), "student": self.student_info.to_dict()}
+        summary = self.train()
+        acc = self.accelerator
+        tokens = self.collate.tokens
+        if acc.num_processes > 1:
+            tokens = int(acc.reduce(torch.tensor([tokens], device=acc.device), reduction="sum").item())
+        if not acc.is_main_process:
+            return summary
+        results = {
+            "teacher": self.config.teacher, "corpus": self.config.corpus, "recipe": self.recipe.name,
+            "student": {**self.student_info.to_dict(), "class": type(self.student).__name__,
+                        "parameters": sum(p.numel() for p in self.student.parameters())},
+            "train": {k: v for k, v in summary.items() if k != "history"},
+            "sequences": len(self.examples),
+            "tokens_per_s": tokens / max(summary["train_seconds"], 1e-9),
+            "peak_memory_mb": peak_memory_mb(acc.device),
+            "config": asdict(self.config),
+        }
+        if self.eval_shards is not None:
+            evals = [row for row in summary["history"] if row.get("eval")]
+            best = next(row["eval"] for row in evals if row["step"] == summary["best_step"])
+            teacher = evaluate_mlm(self.teacher, self.eval_shards, self.eval_collator,
+                                   batch_size=self.config.eval_batch_size,
+                                   max_sequences=self.config.max_eval_sequences, desc="teacher mlm eval")
+            results["held_out"] = {"teacher": teacher, "student": best, "student_step": summary["best_step"],
+                                   "student_final": evals[-1]["eval"]}
+            print(f"held-out masked-LM ({self.config.eval_corpus}): teacher accuracy {teacher['mlm_accuracy']:.4f} "
+                  f"loss {teacher['mlm_loss']:.4f}; student (step {summary['best_step']}) accuracy "
+                  f"{best['mlm_accuracy']:.4f} loss {best['mlm_loss']:.4f}")
+        else:
+            self.save()
+        results["student_dir"] = str(self.output / "student")
+        (self.output / "results.json").write_text(json.dumps(results, indent=2, default=str))
+        print(f"student saved to {self.output / 'student'}")
+        return results
