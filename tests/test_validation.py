@@ -88,17 +88,23 @@ def test_finetune_options_fail_before_data_or_model(tmp_path):
                                       output=str(tmp_path / "o"), max_length=1)).setup()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["finetune", "--model", MISSING, "--lr", "-1"], "--lr must be > 0, got -1.0"),
-    (["finetune", "--model", MISSING, "--epochs", "0"], "--epochs must be > 0"),
-    (["distill", "--teacher", MISSING, "--batch-size", "0"], "--batch-size must be at least 1"),
-    (["distill", "--teacher", MISSING, "--warmup-ratio", "2"], "--warmup-ratio must be between 0 and 1"),
-    (["distill", "--teacher", MISSING, "--max-steps", "0"], "--max-steps must be at least 1"),
+@pytest.mark.parametrize("argv, flag, value", [
+    (["finetune", "--model", MISSING, "--lr", "-1"], "--lr", "-1"),
+    (["finetune", "--model", MISSING, "--epochs", "0"], "--epochs", "0"),
+    (["distill", "--teacher", MISSING, "--batch-size", "0"], "--batch-size", "0"),
+    (["distill", "--teacher", MISSING, "--warmup-ratio", "2"], "--warmup-ratio", "2"),
+    (["distill", "--teacher", MISSING, "--max-steps", "0"], "--max-steps", "0"),
 ])
-def test_cli_reports_the_flag_and_exits_2(tmp_path, capsys, argv, message):
-    code = cli.main([*argv, "--task", "tsv", "--data", "/nonexistent/data", "--output", str(tmp_path / "o")])
+def test_cli_reports_the_flag_and_exits_2(tmp_path, capsys, argv, flag, value):
+    # The CLI refuses the value while parsing (bertdistill.commands.options); the recipes'
+    # own checks (above) catch the same values from the Python API.
+    try:  # argparse exits while parsing; later checks return the code
+        code = cli.main([*argv, "--task", "tsv", "--data", "/nonexistent/data", "--output", str(tmp_path / "o")])
+    except SystemExit as exit_:
+        code = exit_.code
     err = capsys.readouterr().err
-    assert code == 2 and message in err and "Traceback" not in err
+    assert code == 2 and flag in err and f"got {value}" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 2, err
     assert not (tmp_path / "o").exists()
 
 

@@ -7,7 +7,7 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     corpus = subparsers.add_parser("corpus", help="prepare raw text for general (masked-LM) distillation")
-    sub = corpus.add_subparsers(dest="corpus_command", required=True)
+    sub = corpus.add_subparsers(dest="corpus_command", required=True, help="prepare | info")
 
     p = sub.add_parser("prepare", help="tokenise text files once into memory-mapped token shards",
                        description="Tokenise raw text (one document per line, blank lines skipped) into "

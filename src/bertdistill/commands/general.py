@@ -8,17 +8,17 @@ import json
 from pathlib import Path
 
 TRAIN_FLAGS = {  # flag -> (type, TrainConfig field, help)
-    "--epochs": (float, "epochs", None),
+    "--epochs": (float, "epochs", "passes over the corpus (default: the recipe's)"),
     "--max-steps": (int, "max_steps", "stop after this many optimizer steps"),
     "--batch-size": (int, "batch_size", "sequences per batch and process"),
     "--grad-accum": (int, "grad_accum", "batches per optimizer step (effective batch = batch size x grad accum x processes)"),
-    "--lr": (float, "lr", None),
-    "--weight-decay": (float, "weight_decay", None),
-    "--warmup-ratio": (float, "warmup_ratio", None),
-    "--max-grad-norm": (float, "max_grad_norm", None),
+    "--lr": (float, "lr", "peak learning rate of AdamW (default: the recipe's)"),
+    "--weight-decay": (float, "weight_decay", "AdamW weight decay (default: the recipe's)"),
+    "--warmup-ratio": (float, "warmup_ratio", "share of steps with linear warm-up (default: the recipe's)"),
+    "--max-grad-norm": (float, "max_grad_norm", "gradient clipping norm, 0 = off (default: the recipe's)"),
     "--eval-every": (int, "eval_every", "optimizer steps between held-out evaluations (default: each epoch)"),
     "--save-every": (int, "save_every", "optimizer steps between checkpoints (default: at each evaluation)"),
-    "--log-every": (int, "log_every", None),
+    "--log-every": (int, "log_every", "optimizer steps between log.jsonl rows"),
     "--seed": (int, "seed", "seeds the student, the connectors and every mask (with epoch and sequence index)"),
 }
 
@@ -27,7 +27,8 @@ def _training(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
     for flag, (kind, _, help_text) in TRAIN_FLAGS.items():
         g.add_argument(flag, type=kind, default=None, help=help_text)
-    g.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=None)
+    g.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=None,
+                   help="autocast precision (default: the recipe's, else fp32)")
     g.add_argument("--no-length-grouping", action="store_true", help="random batches instead of length-grouped ones")
     g.add_argument("--no-resume", action="store_true", help="start over even if the output folder has a checkpoint")
 
@@ -50,7 +51,7 @@ def _masking(p: argparse.ArgumentParser) -> None:
     g.add_argument("--smoothing", type=float, default=0.7, help="masking probability max(count, 1)^-smoothing")
     g.add_argument("--whole-word", action="store_true", help="mask every piece of a chosen word")
     g.add_argument("--max-eval-sequences", type=int, default=None, help="score N evenly spread sequences of --eval-corpus")
-    g.add_argument("--eval-batch-size", type=int, default=16)
+    g.add_argument("--eval-batch-size", type=int, default=16, help="sequences per held-out forward (default: 16)")
 
 
 def _json_object(value: str | None) -> dict | None:
@@ -91,12 +92,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, help="run folder; the student is saved to OUTPUT/student")
     p.add_argument("--recipe", default="general_distilbert", help="general_distilbert, general_tinybert or a YAML path")
     p.add_argument("--tokenizer", default=None, help="default: the teacher's")
-    p.add_argument("--student-arch", choices=["same", "distilbert"], default=None)
+    p.add_argument("--student-arch", choices=["same", "distilbert"], default=None,
+                   help="DistilBertForMaskedLM (default) or the teacher's own class")
     p.add_argument("--student-layers", default=None,
                    help="teacher layers to copy: a preset (skip = every other keeping the last), a count, or 0-based 1,3,5")
     p.add_argument("--student-config", default=None,
                    help='random narrower student: JSON or a .json path, e.g. \'{"hidden_size": 192, "num_hidden_layers": 3}\'')
-    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--temperature", type=float, default=None, help="KL temperature (default: the recipe's, T=2)")
     p.add_argument("--weight", action="append", default=[], metavar="TERM=W", help="override a term's weight")
     p.add_argument("--init-only", action="store_true",
                    help="save the student as built (teacher layers or random) without distilling, for baselines")
