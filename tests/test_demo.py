@@ -17,3 +17,5 @@ def test_demo_prints_comparison_and_writes_summary(tiny_encoder_dir, toy_task_di
     assert saved["student"]["params"] < saved["teacher"]["params"]
     assert saved["speedup"] > 0 and summary["retention"] == saved["retention"]
     assert saved["student"]["latency"]["median_ms"] > 0
+    assert (tmp_path / "demo" / "report" / "report.md").is_file() and saved["pareto"]
+    assert (tmp_path / "demo" / "student" / "student" / "README.md").is_file()  # the student's model card

@@ -32,14 +32,15 @@ def evaluate(model: str, task: str, data: str | None = None, *, split: str = "de
              batch_size: int = 64, max_length: int = 128, skip_bad_rows: bool = False) -> dict:
     """Evaluate a saved model on one split; prints the metrics table, writes JSON if asked."""
     from .evaluation import evaluate_model
-    from .models.loading import load_task_model, load_tokenizer
+    from .export.runtime import load_for_inference
+    from .models.loading import load_tokenizer
 
     task_data = load_task(task, data, skip_bad_rows=skip_bad_rows)
     examples = task_data.split(split)
     if any(e.label is None for e in examples):
         raise ValueError(f"the {split!r} split of {task!r} has no labels; evaluate on a labelled split")
     tokenizer = load_tokenizer(model)
-    net = load_task_model(model, task_data.task)
+    net = load_for_inference(model, task_data.task)  # a saved PyTorch model or an exported ONNX folder
     metrics = evaluate_model(net, tokenizer, task_data.task, examples, batch_size=batch_size, max_length=max_length)
     print(format_metrics(task_data.task, metrics, title=f"{task} {split} ({model})"))
     if output:

@@ -12,6 +12,9 @@ import argparse
 import importlib
 
 MODULES: tuple[str, ...] = (
+    "bertdistill.commands.export",
+    "bertdistill.commands.benchmark",
+    "bertdistill.commands.report",
 )
 
 

@@ -26,6 +26,7 @@ from ..evaluation import evaluate_features
 from ..metrics import format_metrics
 from ..models.inputs import model_inputs
 from ..models.loading import load_task_model, load_tokenizer, save_model
+from ..report.command import invoking_command
 from ..students import StudentInfo, build_student, student_from_config
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
 from .finetune import _jsonable, _limit
@@ -204,6 +205,7 @@ class DistillRecipe:
             "teacher_cache": str(self.cache.path) if self.cache else None,
             "train": {k: v for k, v in summary.items() if k != "history"},
             "config": _jsonable(asdict(self.config)),
+            "command": invoking_command(),  # None when run from Python (the API, the demo)
         }
         for split in [self.config.eval_split, self.config.test_split]:
             examples = self.data.splits.get(split or "", [])

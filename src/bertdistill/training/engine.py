@@ -26,6 +26,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from ..data.encode import length_grouped_batches
 from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, save_checkpoint
+from .trackers import hparams, parse_trackers, tracker_values
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class TrainConfig:
     group_by_length: bool = True
     log_every: int = 10
     resume: bool = True
+    log_with: str | None = None        # accelerate trackers beside the JSONL log, e.g. "tensorboard"
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -60,6 +62,7 @@ class TrainConfig:
             raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
         if self.grad_accum < 1 or self.batch_size < 1:
             raise ValueError("batch_size and grad_accum must be at least 1")
+        parse_trackers(self.log_with)  # unknown or uninstalled tracker: error before any work
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
@@ -72,7 +75,9 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     state = AcceleratorState._shared_state
     if state and state.get("_mixed_precision", config.mixed_precision) != config.mixed_precision:
         AcceleratorState._reset_state(reset_partial_state=False)
-    return Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
+    trackers = parse_trackers(config.log_with)  # their folder is set per run by TrainLoop
+    return Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available(),
+                       log_with=trackers or None, project_dir="trackers" if trackers else None)
 
 
 def _param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -130,6 +135,9 @@ class TrainLoop:
         self.module, self.optimizer = self.accelerator.prepare(module, self.optimizer)
         self.state = TrainState()
         self.history: list[dict] = []
+        if config.log_with:
+            self.accelerator.project_configuration.logging_dir = str(self.output_dir / "trackers")
+            self.accelerator.init_trackers(self.output_dir.name or "bertdistill", config=hparams(asdict(config)))
 
     # ---- data -------------------------------------------------------------------------
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
@@ -196,6 +204,8 @@ class TrainLoop:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             with open(self.output_dir / "log.jsonl", "a") as fh:
                 fh.write(json.dumps(row) + "\n")
+        if self.config.log_with:
+            self.accelerator.log(tracker_values(row), step=row["step"])
 
     def _evaluate(self) -> dict | None:
         if self.evaluate_fn is None:
@@ -271,6 +281,8 @@ class TrainLoop:
         if last_eval_step != self.state.step:
             self._evaluate()
         self._save()
+        if cfg.log_with:
+            acc.end_training()
         elapsed = time.perf_counter() - started
         return {
             "steps": self.state.step,
