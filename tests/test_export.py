@@ -130,3 +130,12 @@ def test_bad_input_errors_name_the_folder_or_option(tmp_path, exported_fp32, mon
     assert main(["export", str(path), "--format", "onnx-int8", "--output", str(tmp_path / "q")]) == 2
     err = capsys.readouterr().err
     assert "--format onnx-int8 needs onnxruntime.quantization" in err and not (tmp_path / "q").exists()
+
+
+def test_dynamo_exporter_matches_pytorch(tmp_path, capsys):
+    path, _ = _tiny_saved(tmp_path)
+    assert main(["export", str(path), "--exporter", "dynamo", "--opset", "17"]) == 2
+    assert "--exporter dynamo needs opset 18" in capsys.readouterr().err
+    manifest = export_model(str(path), "onnx", tmp_path / "dyn", exporter="dynamo", opset=18)
+    assert manifest["exporter"] == "dynamo" and manifest["parity"]["max_abs_diff"] < 1e-4
+    assert manifest["fused_operators"]["SkipLayerNormalization"] > 0

@@ -85,3 +85,12 @@ def test_tensorboard_tracker_gets_loss_terms_lr_and_throughput(tiny_encoder_dir,
 def test_unknown_or_missing_tracker_is_refused():
     with pytest.raises(ValueError, match="--log-with 'nonsense'"):
         TrainConfig(log_with="nonsense")
+
+
+def test_invoking_command_only_from_the_cli(monkeypatch):
+    from bertdistill.report.command import invoking_command
+
+    monkeypatch.setattr("sys.argv", ["/x/site-packages/bertdistill/cli.py", "distill", "--output", "a b"])
+    assert invoking_command() == "bertdistill distill --output 'a b'"
+    monkeypatch.setattr("sys.argv", ["/x/site-packages/pytest/__main__.py", "-q"])
+    assert invoking_command() is None

@@ -8,7 +8,8 @@ moment thus slows every candidate alike, which keeps speed ratios between them h
 
 Formats: ``pytorch-fp32``, ``pytorch-bf16`` (where the CPU or GPU has bf16), ``onnx-fp32`` and
 ``onnx-int8`` (ONNX Runtime; a PyTorch folder is exported on first use into the sibling folder
-``bertdistill export`` writes by default, then reused).
+``bertdistill export`` writes by default, or into ``exports_dir`` when given, then reused; the
+folders used are recorded per model under ``exports``).
 """
 
 from __future__ import annotations
@@ -129,11 +130,14 @@ def formats_available(formats: Sequence[str], device: str) -> list[str]:
     return out
 
 
-def _onnx_folder(model_dir: str, fmt: str, data: str | None) -> str:
-    """The exported folder for ``fmt``: ``model_dir`` itself if it is one, else its sibling export."""
+def _onnx_folder(model_dir: str, name: str, fmt: str, data: str | None, exports_dir: str | None) -> str:
+    """The exported folder for ``fmt``: ``exports_dir/<name>-<format>`` or the sibling export, made if missing."""
     from ..export.package import default_output, export_model
 
-    target = default_output(model_dir, EXPORT_FORMAT[fmt])
+    if exports_dir:
+        target = Path(exports_dir) / f"{name}-{EXPORT_FORMAT[fmt]}"
+    else:
+        target = default_output(model_dir, EXPORT_FORMAT[fmt])
     if not is_exported(target):
         print(f"exporting {model_dir} to {EXPORT_FORMAT[fmt]} for the benchmark -> {target}")
         export_model(model_dir, EXPORT_FORMAT[fmt], target, data=data)  # also scores it on dev when data loads
@@ -141,7 +145,7 @@ def _onnx_folder(model_dir: str, fmt: str, data: str | None) -> str:
 
 
 def load_candidates(model_dir: str, name: str, formats: Sequence[str], devices: Sequence[str], *, threads: int,
-                    data: str | None = None) -> tuple[list[Candidate], dict]:
+                    data: str | None = None, exports_dir: str | None = None) -> tuple[list[Candidate], dict]:
     """Candidates for one model folder (PyTorch or exported) and a description of the model."""
     if is_exported(model_dir):
         manifest = read_manifest(model_dir)
@@ -166,12 +170,13 @@ def load_candidates(model_dir: str, name: str, formats: Sequence[str], devices: 
                 cand = Candidate(name, fmt, device, size, _torch_call(net, device),
                                  _torch_prepare(family.inputs, device))
             else:
-                folder = exported.get(fmt) or _onnx_folder(str(model_dir), fmt, data)
+                folder = exported.get(fmt) or _onnx_folder(str(model_dir), name, fmt, data, exports_dir)
+                exported[fmt] = folder
                 session = OnnxModel(Path(folder) / ONNX_FILE, threads=threads, device=device)
                 cand = Candidate(name, fmt, device, (Path(folder) / ONNX_FILE).stat().st_size, session.run_numpy,
                                  _onnx_prepare(session.input_names))
             candidates.append(cand)
-    return candidates, info | {"tokenizer": tokenizer}
+    return candidates, info | {"tokenizer": tokenizer, "exports": exported}
 
 
 def time_interleaved(candidates: list[Candidate], key, *, runs: int, warmup: int, desc: str) -> dict[str, list[float]]:
@@ -197,7 +202,7 @@ def summarise(times_ms: list[float]) -> dict:
 def run_benchmark(model_dirs: Sequence[str], *, formats: Sequence[str] = FORMATS, lengths: Sequence[int] = (16, 64, 128),
                   runs: int = 200, warmup: int = 10, throughput_batch: int = 32, throughput_runs: int | None = None,
                   threads: int | None = None, devices: Sequence[str] | None = None, data: str | None = None,
-                  names: Sequence[str] | None = None) -> dict:
+                  names: Sequence[str] | None = None, exports_dir: str | None = None) -> dict:
     """Measure every model folder in every available format; returns the JSON-ready result."""
     from .machine import machine_info
 
@@ -214,7 +219,8 @@ def run_benchmark(model_dirs: Sequence[str], *, formats: Sequence[str] = FORMATS
           + (f"  GPU: {machine['cuda']}" if machine["cuda"] else ""))
     candidates, models = [], {}
     for model_dir, name in zip(model_dirs, names):
-        cands, info = load_candidates(str(model_dir), name, formats, devices, threads=threads, data=data)
+        cands, info = load_candidates(str(model_dir), name, formats, devices, threads=threads, data=data,
+                                      exports_dir=exports_dir)
         tokenizer = info.pop("tokenizer")
         for length in lengths:
             for batch in (1, throughput_batch):

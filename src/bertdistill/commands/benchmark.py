@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--devices", default=None, help="cpu,cuda (default: cpu, plus cuda when present)")
     p.add_argument("--names", default=None, help="display names, comma-separated, one per MODEL_DIR")
     p.add_argument("--data", default=None, help="task data for the parity check of exports made on the way")
+    p.add_argument("--exports-dir", default=None,
+                   help="put ONNX exports made on the way here (default: beside each model folder)")
     p.add_argument("--output", default=None, help="write the JSON result here")
     p.set_defaults(handler=run)
 
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> dict:
         family_of(read_manifest(model_dir)["source"] if is_exported(model_dir) else resolve_model(model_dir))
     result = run_benchmark(args.model_dirs, formats=formats, lengths=lengths, runs=args.runs, warmup=args.warmup,
                            throughput_batch=args.batch, threads=args.threads, devices=devices, data=args.data,
-                           names=names)
+                           names=names, exports_dir=args.exports_dir)
     print(format_table(result))
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

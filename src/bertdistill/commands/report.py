@@ -16,6 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--formats", default=None, help="formats to measure (default: all four)")
     p.add_argument("--plot-length", type=int, default=None, help="sequence length of the plot (default: 64)")
+    p.add_argument("--exports-dir", default=None, help="where ONNX exports made for the measurement go")
     p.add_argument("--no-model-cards", action="store_true")
     p.set_defaults(handler=run)
 
@@ -32,4 +33,4 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError(f"--runs must be positive, got {args.runs}")
     return build_report(args.run_dirs, args.output, benchmark=args.benchmark, lengths=int_list(args.lengths, "--lengths"),
                         runs=args.runs, warmup=args.warmup, formats=formats, plot_length=args.plot_length,
-                        threads=args.threads, model_cards=not args.no_model_cards)
+                        threads=args.threads, model_cards=not args.no_model_cards, exports_dir=args.exports_dir)

@@ -21,7 +21,7 @@ from ..data.encode import Collator, encode
 from ..data.errors import DataError
 from ..data.examples import Example
 from ..evaluation import evaluate_features
-from ..models.loading import LABELS_FILE, load_tokenizer, resolve_model, size_on_disk, task_from_labels
+from ..models.loading import LABELS_FILE, load_tokenizer, replace_dir, resolve_model, size_on_disk, task_from_labels
 from .families import family_of
 from .onnx import DEFAULT_OPSET, EXPORTERS, export_onnx, fusion_counts, optimize_transformer
 from .parity import check_parity, compare
@@ -167,13 +167,7 @@ def export_model(model_dir: str, fmt: str = "onnx", output: str | os.PathLike | 
             "seconds": round(time.perf_counter() - started, 1),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.rename(out, old / "dir")
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -24,7 +24,12 @@ _TRAIN_FLAGS = {
 def invoking_command() -> str | None:
     """``bertdistill ...`` as typed, when this process is the bertdistill CLI; else None."""
     argv = sys.argv
-    if not argv or Path(argv[0]).name not in ("bertdistill", "cli.py", "__main__.py"):
+    if not argv:
+        return None
+    script = Path(argv[0])
+    is_cli = script.name == "bertdistill" or (script.name in ("cli.py", "__main__.py")
+                                               and script.parent.name == "bertdistill")
+    if not is_cli:  # e.g. pytest, a notebook, the demo called from Python
         return None
     return shlex.join(["bertdistill", *argv[1:]])
 

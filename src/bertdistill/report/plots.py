@@ -50,12 +50,7 @@ def accuracy_latency_plot(points: Sequence[dict], path: str | Path, *, metric: s
     ax.set_title(f"{metric} vs latency")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def loss_curves_plot(curves: dict[str, dict[str, list[tuple[int, float]]]], path: str | Path) -> Path:
@@ -71,6 +66,10 @@ def loss_curves_plot(curves: dict[str, dict[str, list[tuple[int, float]]]], path
         ax.set_ylabel("loss term")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -53,13 +53,14 @@ def bench_name(bench: dict, entry: RunEntry) -> str | None:
     return entry.name if entry.name in bench.get("models", {}) else None
 
 
-def format_metric(entry: RunEntry, fmt: str, main: str) -> float | None:
+def format_metric(entry: RunEntry, fmt: str, main: str, exports: dict | None = None) -> float | None:
     """The dev metric of ``entry`` in ``fmt``: the run's own for PyTorch fp32, an export's measured one
-    for ONNX formats; None where nothing was measured (e.g. bf16)."""
+    for ONNX formats (the export the benchmark used, else the default sibling folder); None where
+    nothing was measured (e.g. bf16)."""
     if fmt == "pytorch-fp32":
         return entry.metrics.get(main)
     if fmt in EXPORT_FORMAT:
-        folder = default_output(entry.model_dir, EXPORT_FORMAT[fmt])
+        folder = (exports or {}).get(fmt) or default_output(entry.model_dir, EXPORT_FORMAT[fmt])
         if is_exported(folder):
             evaluation = read_manifest(folder).get("evaluation") or {}
             value = (evaluation.get("metrics") or {}).get(EXPORT_FORMAT[fmt], {}).get(main)
@@ -85,7 +86,7 @@ def speed_rows(bench: dict, entries: list[RunEntry], main: str, device: str = "c
                 "latency_ms": median, "p90_ms": row["latency"]["p90_ms"], "p99_ms": row["latency"]["p99_ms"],
                 "samples_per_s": row["throughput"]["samples_per_s"],
                 "speedup": base[row["length"]] / median if row["length"] in base else None,
-                "metric": format_metric(entry, row["format"], main),
+                "metric": format_metric(entry, row["format"], main, bench["models"][row["model"]].get("exports")),
             })
     return out
 
@@ -132,7 +133,7 @@ def markdown(report: dict) -> str:
 def build_report(run_dirs: Sequence[str], output: str | Path, *, benchmark: str | dict | None = None,
                  lengths: Sequence[int] = (16, 64, 128), runs: int = 200, warmup: int = 10,
                  formats: Sequence[str] | None = None, plot_length: int | None = None, threads: int | None = None,
-                 model_cards: bool = True) -> dict:
+                 model_cards: bool = True, exports_dir: str | None = None) -> dict:
     """Write report.md, report.json, accuracy_latency.png and loss_curves.png under ``output``."""
     entries = collect_entries(run_dirs)
     if isinstance(benchmark, (str, Path)):
@@ -148,7 +149,7 @@ def build_report(run_dirs: Sequence[str], output: str | Path, *, benchmark: str 
         data = next((e.config.get("data") for e in entries if e.config.get("data")), None)
         benchmark = run_benchmark([e.model_dir for e in entries], names=[e.name for e in entries],
                                   formats=formats or FORMATS, lengths=lengths, runs=runs, warmup=warmup,
-                                  threads=threads, devices=["cpu"], data=data)
+                                  threads=threads, devices=["cpu"], data=data, exports_dir=exports_dir)
     missing = [e.name for e in entries if bench_name(benchmark, e) is None]
     if missing:
         raise ValueError(f"--benchmark has no measurements of {', '.join(missing)}; benchmark those folders too")
