@@ -2,8 +2,8 @@
 
 Weights of MatMul / Attention nodes are stored as int8 with one scale per output channel;
 activations are quantised on the fly per batch, so no calibration data is needed. Per-channel
-scales matter: on the SST-2 MiniLM teacher per-tensor int8 lost 0.8 points of dev accuracy,
-per-channel none (benchmarks/RESULTS.md, issue 9). This is ONNX Runtime's recommended
+scales matter: on the SST-2 MiniLM teacher per-tensor int8 lost 1.8 points of dev accuracy,
+per-channel 0.1 (benchmarks/RESULTS.md, issue 9). This is ONNX Runtime's recommended
 path for transformer encoders on CPU.
 
 PyTorch's own dynamic quantisation (``torch.ao.quantization.quantize_dynamic``) is not offered:
