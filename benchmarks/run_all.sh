@@ -13,7 +13,7 @@ run() {  # run NAME COMMAND...
   echo "=== $name: $*" | tee -a $B/commands.txt
   { /usr/bin/time -v "$@" ; } > $B/$name.log 2> >(tee $B/$name.err >&2 | grep -E "Elapsed|Maximum resident" > $B/$name.time)
 }
-steps=${*:-"sst2-teacher demo sst2-student textbrewer conll-teacher conll-student embed-sst2 peak-flops"}
+steps=${*:-"sst2-teacher demo sst2-student textbrewer conll-teacher conll-student embed-sst2 peak-flops sst2-export sst2-bench sst2-report"}
 for step in $steps; do case $step in
   sst2-teacher) run $step bertdistill finetune --task sst2 --data $D/sst2/glue --model minilm-l6 --output $B/sst2-teacher \
                   --epochs 1 --batch-size 32 --lr 5e-5 --max-length 64 --eval-every 500 ;;
@@ -32,6 +32,16 @@ for step in $steps; do case $step in
                   --output $B/embed-sst2.json ;;
   embed-sst2-20k) run $step bertdistill embed --task sst2 --data $D/sst2/glue --model minilm-l6 --pooling mean \
                   --max-train-examples 20000 --output $B/embed-sst2-20k.json ;;
+  sst2-export)  for f in onnx onnx-int8; do  # issue 9: ONNX Runtime fp32 / int8 folders with parity + dev scores
+                  run $step-student-$f bertdistill export $B/sst2-student/student --format $f --data $D/sst2/glue \
+                    --max-length 64 --output $B/exports/student-$f
+                  run $step-teacher-$f bertdistill export $B/sst2-teacher/best --format $f --data $D/sst2/glue \
+                    --max-length 64 --output $B/exports/teacher-$f; done ;;
+  sst2-bench)   run $step bertdistill benchmark $B/sst2-teacher/best $B/sst2-student/student --names teacher,student \
+                  --threads 2 --exports-dir $B/exports --output $B/sst2-bench.json ;;
+  sst2-report)  run $step bertdistill report $B/sst2-teacher $B/sst2-student --benchmark $B/sst2-bench.json \
+                  --output docs/sst2-report ;;
+  export-fusions) run $step python benchmarks/export_fusions.py $B/sst2-teacher/best --output $B/export-fusions.json ;;
   peak-flops)   run $step python benchmarks/peak_flops.py --teacher $B/sst2-teacher/best --threads 2 --out $B/peak_flops ;;
   *) echo "unknown step $step" >&2; exit 2 ;;
 esac; done

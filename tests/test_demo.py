@@ -39,3 +39,5 @@ def test_demo_numbers_follow_from_the_saved_models(tiny_encoder_dir, toy_task_di
     retention = student["metrics"]["accuracy"] / teacher["metrics"]["accuracy"]
     assert saved["retention"] == pytest.approx(retention, rel=1e-12) and summary["retention"] == saved["retention"]
     assert f"{t_ms / s_ms:.2f}x" in out and f"{retention:.1%}" in out and "run directory" in out
+    assert (tmp_path / "demo" / "report" / "report.md").is_file() and saved["pareto"]
+    assert (tmp_path / "demo" / "student" / "student" / "README.md").is_file()  # the student's model card

@@ -157,7 +157,8 @@ def evaluate(model: str, task: str | None = None, data: str | None = None, *, sp
         print(metrics["accuracy"])
     """
     from .evaluation import evaluate_model
-    from .models.loading import load_task_model, load_tokenizer
+    from .export.runtime import load_for_inference
+    from .models.loading import load_tokenizer
 
     opts = _with_model_labels(model, task, data, _data(locals_=locals(), base=data_options))
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
@@ -172,7 +173,7 @@ def evaluate(model: str, task: str | None = None, data: str | None = None, *, sp
             metrics = evaluate_bilstm(model, task_data.task, examples, batch_size=batch_size, max_length=max_length)
         else:
             tokenizer = load_tokenizer(model)
-            net = load_task_model(model, task_data.task)
+            net = load_for_inference(model, task_data.task)  # a saved PyTorch model or an exported ONNX folder
             metrics = evaluate_model(net, tokenizer, task_data.task, examples, batch_size=batch_size,
                                      max_length=max_length)
     name = task_data.task.name

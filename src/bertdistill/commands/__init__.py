@@ -16,6 +16,9 @@ MODULES: tuple[str, ...] = (
     "bertdistill.commands.corpus",
     "bertdistill.commands.augment",
     "bertdistill.commands.general",
+    "bertdistill.commands.export",
+    "bertdistill.commands.benchmark",
+    "bertdistill.commands.report",
 )
 
 

@@ -175,6 +175,8 @@ def add_train_args(p: argparse.ArgumentParser, *, defaults: bool) -> None:
                    help="autocast precision")
     g.add_argument("--no-length-grouping", action="store_true", help="random batches instead of length-grouped ones")
     g.add_argument("--no-resume", action="store_true", help="start over even if the output folder has a checkpoint")
+    g.add_argument("--log-with", default=None,
+                   help="also log to accelerate trackers beside log.jsonl, e.g. tensorboard (comma-separated)")
     g.add_argument("--max-train-examples", type=positive_int, default=None,
                    help="use a seeded subset of the train split (default: all)")
     g.add_argument("--max-eval-examples", type=positive_int, default=None,
@@ -187,7 +189,7 @@ def train_overrides(a: argparse.Namespace) -> dict:
         "epochs": a.epochs, "max_steps": a.max_steps, "batch_size": a.batch_size, "lr": a.lr,
         "weight_decay": a.weight_decay, "warmup_ratio": a.warmup_ratio, "max_grad_norm": a.max_grad_norm,
         "grad_accum": a.grad_accum, "eval_every": a.eval_every, "save_every": a.save_every, "seed": a.seed,
-        "mixed_precision": a.mixed_precision,
+        "mixed_precision": a.mixed_precision, "log_with": a.log_with,
     }
     if a.no_length_grouping:
         out["group_by_length"] = False

@@ -12,6 +12,7 @@ from ..bench.latency import folder_bytes, measure_latency, parameter_count
 from ..data import load_task
 from ..evaluation import evaluate_model
 from ..models.loading import load_task_model, load_tokenizer
+from ..report import build_report
 from ..training.engine import TrainConfig
 from .distill import DistillConfig, DistillRecipe
 from .finetune import FinetuneConfig, FinetuneRecipe
@@ -23,14 +24,14 @@ def run_demo(output: str = "runs/demo", *, teacher: str = "minilm-l6", task: str
              latency_runs: int = 100, batch_size: int = 32, seed: int = 42) -> dict:
     out = Path(output)
     started = time.perf_counter()
-    print(f"[1/4] fine-tuning the teacher ({teacher}) on {task} ...")
+    print(f"[1/5] fine-tuning the teacher ({teacher}) on {task} ...")
     ft = FinetuneRecipe(FinetuneConfig(
         task=task, model=teacher, output=str(out / "teacher"), data=data,
         max_train_examples=max_train_examples, max_eval_examples=max_eval_examples,
         train=TrainConfig(epochs=teacher_epochs, lr=5e-5, batch_size=batch_size, seed=seed),
     )).run()
     teacher_dir = ft["best_dir"]
-    print(f"[2/4] distilling a 3-layer DistilBERT-style student from {teacher_dir} ...")
+    print(f"[2/5] distilling a 3-layer DistilBERT-style student from {teacher_dir} ...")
     ds = DistillRecipe(DistillConfig(
         teacher=teacher_dir, task=task, output=str(out / "student"), data=data, recipe="distilbert",
         student_arch="distilbert", student_layers="every_other",
@@ -40,7 +41,7 @@ def run_demo(output: str = "runs/demo", *, teacher: str = "minilm-l6", task: str
     )).run()
     student_dir = ds["student_dir"]
 
-    print("[3/4] evaluating both on the test split ...")
+    print("[3/5] evaluating both on the test split ...")
     task_data = load_task(task, data)
     split = "test" if "test" in task_data.splits else "dev"
     examples = task_data.split(split)
@@ -53,7 +54,7 @@ def run_demo(output: str = "runs/demo", *, teacher: str = "minilm-l6", task: str
         rows[name] = {"metrics": metrics, "params": parameter_count(model), "bytes": folder_bytes(path),
                       "dir": path, "model": model}
 
-    print(f"[4/4] timing both at batch size 1 ({latency_runs} runs each) ...")
+    print(f"[4/5] timing both at batch size 1 ({latency_runs} runs each) ...")
     texts = [e.text if isinstance(e.text, str) else " ".join(e.text) for e in examples[:50]]
     for row in rows.values():
         row["latency"] = measure_latency(row.pop("model"), tokenizer, texts, runs=latency_runs).as_dict()
@@ -70,6 +71,12 @@ def run_demo(output: str = "runs/demo", *, teacher: str = "minilm-l6", task: str
     }
     (out / "demo.json").write_text(json.dumps(summary, indent=2, default=str))
     (out / "demo.txt").write_text(table + "\n")
+    print("[5/5] report: accuracy and latency per format (ONNX Runtime exports made on the way), model card ...")
+    report = build_report([str(out / "teacher"), str(out / "student")], out / "report",
+                          formats=("pytorch-fp32", "onnx-fp32", "onnx-int8"), lengths=(64,), runs=latency_runs)
+    summary["report"] = str((out / "report" / "report.md").resolve())
+    summary["pareto"] = report["pareto"]
+    (out / "demo.json").write_text(json.dumps(summary, indent=2, default=str))
     print(f"run directory: {out.resolve()}  ({summary['minutes']:.1f} min)")
     return summary
 

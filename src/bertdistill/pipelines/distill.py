@@ -26,6 +26,7 @@ from ..evaluation import evaluate_features
 from ..metrics import format_metrics
 from ..models.inputs import model_inputs
 from ..models.loading import load_task_model, load_tokenizer, save_model
+from ..report.command import invoking_command
 from ..students import StudentInfo, build_student, student_from_config
 from ..students.defaults import choose_arch
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
@@ -228,6 +229,7 @@ class DistillRecipe:
             "teacher_cache": str(self.cache.path) if self.cache else None,
             "train": {k: v for k, v in summary.items() if k != "history"},
             "config": _jsonable(asdict(self.config)),
+            "command": invoking_command(),  # None when run from Python (the API, the demo)
         }
         results.update(self.compare_on_splits(student))
         (self.output / "results.json").write_text(json.dumps(_jsonable(results), indent=2))

@@ -31,6 +31,7 @@ from .checkpoint import (
 )
 from .fingerprint import TRAIN_FIELDS, check_resume, data_hash, normalise
 from .validate import check_train_config
+from .trackers import hparams, parse_trackers, tracker_values
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,12 @@ class TrainConfig:
     group_by_length: bool = True
     log_every: int = 10
     resume: bool = True
+    log_with: str | None = None        # accelerate trackers beside the JSONL log, e.g. "tensorboard"
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_train_config(self)  # ValueError naming the CLI flag, before any work
+        parse_trackers(self.log_with)  # unknown or uninstalled tracker: error before any work
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
@@ -74,7 +77,9 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     state = AcceleratorState._shared_state
     if state and state.get("_mixed_precision", config.mixed_precision) != config.mixed_precision:
         AcceleratorState._reset_state(reset_partial_state=False)
-    return Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
+    trackers = parse_trackers(config.log_with)  # their folder is set per run by TrainLoop
+    return Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available(),
+                       log_with=trackers or None, project_dir="trackers" if trackers else None)
 
 
 def _param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -144,6 +149,9 @@ class TrainLoop:
         self.state = TrainState()
         self.history: list[dict] = []
         self.fingerprint = self._run_fingerprint(fingerprint or {})
+        if config.log_with:
+            self.accelerator.project_configuration.logging_dir = str(self.output_dir / "trackers")
+            self.accelerator.init_trackers(self.output_dir.name or "bertdistill", config=hparams(asdict(config)))
 
     # ---- data -------------------------------------------------------------------------
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
@@ -235,6 +243,8 @@ class TrainLoop:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             with open(self.output_dir / "log.jsonl", "a") as fh:
                 fh.write(json.dumps(row) + "\n")
+        if self.config.log_with:
+            self.accelerator.log(tracker_values(row), step=row["step"])
 
     def _evaluate(self) -> dict | None:
         if self.evaluate_fn is None:
@@ -309,6 +319,8 @@ class TrainLoop:
         if self.state.eval_step != self.state.step:
             self._evaluate()
         self._save()
+        if cfg.log_with:
+            acc.end_training()
         elapsed = time.perf_counter() - started
         return {
             "steps": self.state.step,

@@ -1,0 +1,62 @@
+"""Which saved models export and benchmark support, keyed by the config's ``model_type``.
+
+One entry per model family: the inputs its exported graph takes, the model type ONNX Runtime's
+transformer optimizer knows it as (for fused attention / LayerNorm / GELU), and how a saved
+folder is loaded into a PyTorch module. Supporting a new student family (e.g. a BiLSTM) is one
+more entry in ``FAMILIES``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..models.loading import load_task_model, resolve_model, task_from_labels
+
+
+def load_transformer(model_dir: str, *, attn_implementation: str | None = None, dtype=None):
+    """A Hugging Face task model saved by bertdistill, with the head its labels.json names."""
+    return load_task_model(model_dir, task_from_labels(model_dir), attn_implementation=attn_implementation,
+                           dtype=dtype)
+
+
+@dataclass(frozen=True)
+class Family:
+    inputs: tuple[str, ...]                 # graph inputs, in order
+    ort_model_type: str | None              # onnxruntime.transformers optimizer model_type; None: no fusion pass
+    load: Callable[..., object] = load_transformer
+    onnx: bool = True                       # can be exported to ONNX
+
+
+FAMILIES: dict[str, Family] = {
+    "bert": Family(("input_ids", "attention_mask", "token_type_ids"), "bert"),
+    "distilbert": Family(("input_ids", "attention_mask"), "bert"),
+}
+
+
+def model_type(model_dir: str | os.PathLike) -> str:
+    """The ``model_type`` in a model folder's config.json (FileNotFoundError / ValueError naming it)."""
+    folder = Path(resolve_model(model_dir))
+    path = folder / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    kind = config.get("model_type")
+    if not kind:
+        raise ValueError(f"{path} has no model_type")
+    return str(kind)
+
+
+def family_of(model_dir: str | os.PathLike) -> Family:
+    """The registry entry for a model folder, or ValueError naming the folder and the known types."""
+    kind = model_type(model_dir)
+    if kind not in FAMILIES:
+        raise ValueError(
+            f"{model_dir}: model_type {kind!r} is not supported by export/benchmark; supported: "
+            f"{', '.join(sorted(FAMILIES))}"
+        )
+    return FAMILIES[kind]

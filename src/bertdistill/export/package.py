@@ -1,0 +1,175 @@
+"""``bertdistill export``: a saved model -> a self-contained ONNX (fp32 or int8) folder.
+
+The folder holds ``model.onnx``, ``config.json``, the tokenizer, ``labels.json``, a runnable
+``predict.py`` and ``export.json`` (format, opset, exporter, fused operators, parity, dev
+metrics of the PyTorch model and of the export). It is written to a temporary sibling and
+renamed into place only after the parity check passed, so a failed export leaves nothing
+that looks usable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from ..data import load_task
+from ..data.encode import Collator, encode
+from ..data.errors import DataError
+from ..data.examples import Example
+from ..evaluation import evaluate_features
+from ..models.loading import LABELS_FILE, load_tokenizer, replace_dir, resolve_model, size_on_disk, task_from_labels
+from .families import family_of
+from .onnx import DEFAULT_OPSET, EXPORTERS, export_onnx, fusion_counts, optimize_transformer
+from .parity import check_parity, compare
+from .quantize import quantize_int8, require_quantizer
+from .runtime import MANIFEST, ONNX_FILE, OnnxModel, is_exported, read_manifest
+
+FORMATS = ("onnx", "onnx-int8")
+# format -> (largest |logit difference|, smallest label agreement) accepted by the parity check
+BOUNDS = {"onnx": (1e-3, 0.99), "onnx-int8": (1.0, 0.95)}
+MIN_OPSET, MAX_OPSET = 14, 20
+
+# used for the parity check only when the task's data cannot be read (no --data, no default copy)
+FALLBACK_TEXTS = [
+    "a gripping, beautifully acted film that stays with you",
+    "the plot is thin and the jokes fall flat",
+    "John Smith flew from Paris to New York on Monday",
+    "it is neither good nor bad , just long",
+    "an unexpectedly moving story about a family in Berlin",
+    "i would not recommend this to anyone",
+    "the music is wonderful but the dialogue is clumsy",
+    "Google and Apple both reported results on Thursday",
+]
+
+
+def default_output(model_dir: str | os.PathLike, fmt: str) -> Path:
+    """``<model_dir>-onnx`` / ``<model_dir>-onnx-int8`` beside the model folder."""
+    path = Path(str(model_dir)).expanduser().resolve()
+    return path.parent / f"{path.name}-{fmt}"
+
+
+def validate_export(model_dir: str, fmt: str, output: str | os.PathLike | None, *, opset: int, exporter: str):
+    """Every check that needs no model loaded; returns (source folder, family, output path)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"--format {fmt!r} is not supported; choose from {', '.join(FORMATS)}")
+    if exporter not in EXPORTERS:
+        raise ValueError(f"--exporter {exporter!r} is not supported; choose from {', '.join(EXPORTERS)}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"--opset {opset} is out of range: use {MIN_OPSET} to {MAX_OPSET}")
+    if exporter == "dynamo" and opset < 18:
+        raise ValueError(f"--opset {opset}: --exporter dynamo needs opset 18 or newer")
+    if is_exported(model_dir):
+        manifest = read_manifest(model_dir)
+        raise ValueError(
+            f"{model_dir} is already an exported model (--format {manifest.get('format')}); export from "
+            f"the PyTorch folder it came from ({manifest.get('source')})"
+        )
+    source = resolve_model(model_dir)
+    if not Path(source).is_dir():
+        raise FileNotFoundError(f"{model_dir}: export needs a local model folder, not a hub id")
+    if not (Path(source) / LABELS_FILE).is_file():
+        raise FileNotFoundError(
+            f"{model_dir} has no {LABELS_FILE}: export needs a task model saved by `bertdistill finetune` "
+            "or `bertdistill distill`"
+        )
+    family = family_of(source)
+    if not family.onnx:
+        raise ValueError(f"{model_dir}: this model family cannot be exported to --format {fmt}")
+    if fmt == "onnx-int8":
+        require_quantizer("--format onnx-int8")
+    out = Path(output) if output else default_output(model_dir, fmt)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_exported(out))):
+        raise ValueError(f"--output {out} exists and is not an exported model folder; choose another --output")
+    return source, family, out
+
+
+def parity_features(task, data, tokenizer, *, max_length: int, limit: int | None, task_name: str):
+    """Encoded real examples for parity / evaluation: the task's dev split, else FALLBACK_TEXTS.
+
+    Returns ``(features, labelled, where)``; ``labelled`` says whether they can be scored.
+    """
+    examples, where = None, ""
+    try:
+        task_data = load_task(task_name, data)
+    except (DataError, FileNotFoundError, ValueError, KeyError):
+        if data is not None:
+            raise
+    else:
+        split = next((s for s in ("dev", "test", "train") if s in task_data.splits), None)
+        if split is not None:
+            examples, where = task_data.split(split), f"{task_name} {split}"
+    if examples is None:
+        token_level = task.kind == "token_classification"
+        examples = [Example(text=t.split() if token_level else t) for t in FALLBACK_TEXTS]
+        where = "built-in sentences (no task data found; pass --data for the dev split)"
+    labelled = all(e.label is not None for e in examples)
+    if limit is not None:
+        examples = examples[:limit]
+    return encode(task, examples, tokenizer, max_length=max_length), labelled, where
+
+
+def export_model(model_dir: str, fmt: str = "onnx", output: str | os.PathLike | None = None, *,
+                 opset: int = DEFAULT_OPSET, exporter: str = "torchscript", data: str | None = None,
+                 max_length: int = 128, parity_examples: int = 256, max_logit_diff: float | None = None,
+                 min_agreement: float | None = None, evaluate: bool = True) -> dict:
+    """Export ``model_dir`` to ``fmt``; returns the manifest written as ``export.json``."""
+    source, family, out = validate_export(model_dir, fmt, output, opset=opset, exporter=exporter)
+    bound_diff, bound_agree = BOUNDS[fmt]
+    bound_diff = bound_diff if max_logit_diff is None else max_logit_diff
+    bound_agree = bound_agree if min_agreement is None else min_agreement
+    task = task_from_labels(source)
+    tokenizer = load_tokenizer(source)
+    started = time.perf_counter()
+    model = family.load(source, attn_implementation="eager").eval()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        token_level = task.kind == "token_classification"
+        print(f"exporting {source} ({model.config.model_type}) with the {exporter} exporter, opset {opset} ...")
+        raw = export_onnx(model, family, tmp / "raw.onnx", opset=opset, exporter=exporter, token_level=token_level)
+        fused = optimize_transformer(raw, tmp / "fp32.onnx", model, family)
+        raw.unlink()
+        if fmt == "onnx-int8":
+            print("quantising to int8 (ONNX Runtime dynamic quantisation) ...")
+            quantize_int8(tmp / "fp32.onnx", tmp / ONNX_FILE)
+            (tmp / "fp32.onnx").unlink()
+        else:
+            os.replace(tmp / "fp32.onnx", tmp / ONNX_FILE)
+        exported = OnnxModel(tmp / ONNX_FILE, config=model.config)
+        features, labelled, where = parity_features(task, data, tokenizer, max_length=max_length, limit=None,
+                                                    task_name=task.name)
+        collator = Collator(tokenizer.pad_token_id)
+        parity = compare(model, exported, features[:parity_examples], collator, regression=task.kind == "regression",
+                         max_diff=bound_diff, min_agreement=bound_agree)
+        print(f"parity inputs: {where}")
+        check_parity(parity, fmt)
+        metrics = {}
+        if evaluate and labelled:
+            for name, net in (("pytorch", model), (fmt, exported)):
+                metrics[name] = evaluate_features(net, task, features, collator, device="cpu")
+            main = task.main_metric
+            print(f"{where} ({len(features)} examples) {main}: PyTorch fp32 {metrics['pytorch'][main]:.4f}, "
+                  f"{fmt} {metrics[fmt][main]:.4f}")
+        tokenizer.save_pretrained(tmp)
+        model.config.save_pretrained(tmp)
+        shutil.copyfile(Path(source) / LABELS_FILE, tmp / LABELS_FILE)
+        shutil.copyfile(Path(__file__).with_name("predict_example.py"), tmp / "predict.py")
+        manifest = {
+            "format": fmt, "source": str(Path(source).resolve()), "model_type": model.config.model_type,
+            "task": task.name, "inputs": list(family.inputs), "opset": opset, "exporter": exporter,
+            "fused_operators": fused, "operators": fusion_counts(tmp / ONNX_FILE), "parity": parity.as_dict() | {"inputs": where},
+            "evaluation": {"data": where, "examples": len(features), "metrics": metrics} if metrics else None,
+            "onnx_bytes": (tmp / ONNX_FILE).stat().st_size, "source_bytes": size_on_disk(source),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(f"exported to {out} ({manifest['onnx_bytes'] / 1e6:.1f} MB model.onnx; try: python {out}/predict.py \"some text\")")
+    return manifest | {"output": str(out)}

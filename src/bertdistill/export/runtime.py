@@ -1,0 +1,109 @@
+"""Loading a model for inference: an exported ONNX folder or a saved PyTorch folder, one call.
+
+``load_for_inference(dir)`` is what ``bertdistill evaluate`` (and ``predict``) use, so an
+exported folder is accepted wherever a saved model is. The ONNX model is wrapped in
+``OnnxModel``, a ``torch.nn.Module`` without parameters whose ``forward`` takes the usual
+tensors and returns an object with ``.logits``, like a Hugging Face model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from ..data.examples import TaskSpec
+from ..models.loading import resolve_model, task_from_labels
+
+MANIFEST = "export.json"
+ONNX_FILE = "model.onnx"
+
+
+def is_exported(model_dir: str | os.PathLike) -> bool:
+    """Whether ``model_dir`` is a folder written by ``bertdistill export``."""
+    path = Path(str(model_dir)).expanduser()
+    return path.is_dir() and (path / MANIFEST).is_file() and (path / ONNX_FILE).is_file()
+
+
+def read_manifest(model_dir: str | os.PathLike) -> dict:
+    """The ``export.json`` of an exported folder (format, opset, exporter, fusions, parity...)."""
+    path = Path(str(model_dir)) / MANIFEST
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{model_dir} is not an exported model folder: {path} not found") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+
+
+def ort_providers(device: str = "cpu") -> list[str]:
+    """ONNX Runtime execution providers for ``device`` ("cpu" or "cuda")."""
+    import onnxruntime as ort
+
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise ValueError("device cuda: this ONNX Runtime has no CUDAExecutionProvider (pip install onnxruntime-gpu)")
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+class OnnxModel(torch.nn.Module):
+    """An ONNX Runtime session behind the call signature of a Hugging Face task model."""
+
+    def __init__(self, onnx_path: str | os.PathLike, *, threads: int | None = None, device: str = "cpu",
+                 config=None):
+        super().__init__()
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        self.path = Path(onnx_path)
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=ort_providers(device))
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.config = config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None) -> SimpleNamespace:
+        given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        if given["attention_mask"] is None:
+            given["attention_mask"] = torch.ones_like(input_ids)
+        if given["token_type_ids"] is None:
+            given["token_type_ids"] = torch.zeros_like(input_ids)
+        feeds = {name: given[name].detach().cpu().numpy().astype(np.int64, copy=False) for name in self.input_names}
+        logits = self.session.run(["logits"], feeds)[0]
+        return SimpleNamespace(logits=torch.from_numpy(logits))
+
+    def run_numpy(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """Logits for already-prepared int64 arrays keyed by input name (no tensor conversion)."""
+        return self.session.run(["logits"], feeds)[0]
+
+
+def load_for_inference(model_dir: str | os.PathLike, task: TaskSpec | None = None, *, threads: int | None = None,
+                       device: str = "cpu"):
+    """A callable model for ``model_dir``: ``OnnxModel`` for an exported folder, else the PyTorch model.
+
+    ``task`` (default: the folder's labels.json) gives the head; an exported folder's number of
+    labels must match it (ValueError naming both).
+    """
+    if is_exported(model_dir):
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(str(model_dir))
+        if task is not None and task.kind != "regression" and int(config.num_labels) != task.num_labels:
+            raise ValueError(
+                f"{model_dir}: the exported model has {config.num_labels} labels but task {task.name!r} "
+                f"has {task.num_labels}"
+            )
+        return OnnxModel(Path(str(model_dir)) / ONNX_FILE, threads=threads, device=device, config=config)
+    from ..models.loading import load_task_model
+
+    source = resolve_model(model_dir)
+    model = load_task_model(source, task if task is not None else task_from_labels(source))
+    return model.eval()
