@@ -50,12 +50,12 @@ from .shards import (
     ShardWriter,
     TokenShards,
     dtype_for_vocab,
-    fsync_dir,
     is_shard_file,
     read_meta,
     write_json_atomic,
     write_npy_atomic,
 )
+from ..durable import fsync_dir
 from .sources import resolve_sources
 from .vocab import resolve_tokenizer, special_ids, tokenizer_name, vocab_hash, vocab_size
 

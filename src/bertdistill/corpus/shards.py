@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.errors import DataError
+from ..durable import fsync_dir
 from .vocab import resolve_tokenizer, tokenizer_name, vocab_hash
 
 FORMAT = "bertdistill-token-shards"
@@ -44,20 +45,6 @@ def dtype_for_vocab(size: int) -> np.dtype:
     if size <= 1 << 32:
         return np.dtype("<u4")
     raise ValueError(f"vocabulary of {size} ids does not fit in uint32 token shards")
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make renames inside ``folder`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def replace_durably(tmp: Path, final: Path) -> None:

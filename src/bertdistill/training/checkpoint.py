@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..durable import fsync_dir, fsync_file
+
 POINTER = "latest"
 PREFIX = "ckpt-"
 PARTIAL = ".partial-"
@@ -49,28 +51,6 @@ class TrainState:
 
 
 # ---- durable file primitives ----------------------------------------------------------------
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename / creation inside ``path`` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Replace ``path`` by ``text`` so that a reader sees the old or the new content, never a mix."""
     path = Path(path)
