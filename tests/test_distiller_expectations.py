@@ -12,6 +12,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from bertdistill.distill import Distiller, Term
+from bertdistill.distill.features import prepare_model
 
 TERMS = [Term(loss="kd_kl", temperature=2.0), Term(loss="soft_ce", temperature=1.0), Term(loss="logits_mse"),
          Term(loss="hidden_mse", layers="copied"), Term(loss="cosine", layers="last"),
@@ -40,6 +41,8 @@ def batch():
 def _parts(student, teacher, batch, terms=TERMS):
     d = Distiller(terms, student_config=student.config, teacher_config=teacher.config, kept=[0, 1])
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    prepare_model(teacher, d.teacher_needs)  # attention terms read the maps through the recorder
+    prepare_model(student, d.student_needs)
     with torch.no_grad():
         t_out = teacher(**inputs, **d.teacher_needs.forward_kwargs())
         s_out = student(**inputs, **d.student_needs.forward_kwargs())

@@ -111,7 +111,7 @@ def distill(teacher: str, task: str | None = None, output: str = "runs/student",
         print(result["student_dir"], result["summary"]["retention"])
     """
     from .distill.recipe import load_recipe
-    from .pipelines.bilstm import recipe_for, wants_bilstm
+    from .pipelines.bilstm import check_bilstm_terms, recipe_for, wants_bilstm
     from .pipelines.plan import check_teacher, report
     from .pipelines.stages import is_staged, preflight, run_staged
     from .training.validate import check_distill_options
@@ -128,8 +128,10 @@ def distill(teacher: str, task: str | None = None, output: str = "runs/student",
         cache_dir=cache_dir, train=train_options(train), data_options=opts, **options)
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
         check_distill_options(config)  # bad options first, before any model is read
-        check_teacher(teacher, allow_untrained=allow_untrained_teacher, finetune_hint=hint)
         plan = load_recipe(recipe).with_overrides(temperature=temperature, weights=weights)
+        if wants_bilstm(config):  # terms a BiLSTM cannot serve are refused before the teacher is read
+            check_bilstm_terms(plan.terms, None, plan.name)
+        check_teacher(teacher, allow_untrained=allow_untrained_teacher, finetune_hint=hint)
         if is_staged(plan):
             return run_staged(config, transfer_data)
         if wants_bilstm(config):  # the word-level BiLSTM student has its own recipe class

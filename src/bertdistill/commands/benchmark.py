@@ -20,10 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR", help="saved or exported model folders")
     p.add_argument("--lengths", default="16,64,128", help="sequence lengths (comma-separated)")
     p.add_argument("--runs", type=int, default=200, help="timed batch-1 runs per length (at least 200 for p99)")
-    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=10, help="untimed warm-up runs before timing (default: 10)")
     p.add_argument("--batch", type=int, default=32, help="batch size of the throughput measurement")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: torch's setting)")
-    p.add_argument("--formats", default=",".join(("pytorch-fp32", "pytorch-bf16", "onnx-fp32", "onnx-int8")))
+    p.add_argument("--formats", default=",".join(("pytorch-fp32", "pytorch-bf16", "onnx-fp32", "onnx-int8")),
+                   help="formats to time, comma-separated (default: all four)")
     p.add_argument("--devices", default=None, help="cpu,cuda (default: cpu, plus cuda when present)")
     p.add_argument("--names", default=None, help="display names, comma-separated, one per MODEL_DIR")
     p.add_argument("--data", default=None, help="task data for the parity check of exports made on the way")

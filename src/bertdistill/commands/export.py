@@ -10,12 +10,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model_dir", metavar="MODEL_DIR", help="a model folder saved by finetune/distill")
     p.add_argument("--format", dest="fmt", default="onnx", help="onnx (fp32) or onnx-int8 (dynamic int8)")
     p.add_argument("--output", default=None, help="output folder (default: MODEL_DIR-<format> beside it)")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
     p.add_argument("--exporter", default="torchscript",
                    help="torchscript (default; its graph gets fused attention) or dynamo")
     p.add_argument("--data", default=None,
                    help="the task's data (default: the task's own default copy) for parity and dev evaluation")
-    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--max-length", type=int, default=128, help="tokens per text for the parity check and dev evaluation (default: 128)")
     p.add_argument("--parity-examples", type=int, default=256, help="dev examples compared logit by logit")
     p.add_argument("--max-logit-diff", type=float, default=None, help="parity bound (default: 1e-3 fp32, 1.0 int8)")
     p.add_argument("--min-agreement", type=float, default=None,

@@ -77,6 +77,8 @@ class FeatureNeeds:
 # --------------------------------------------------------------------------- attention recording
 
 _RECORDER_ATTR = "_bertdistill_recorder"
+_LAYER_ATTR = "_bertdistill_layer"  # the module's layer index, kept on the module so that a
+# deep copy of a recording model (recorder and modules copied together) records by layer too
 
 
 def recorded_attention_forward(module: nn.Module, query: Tensor, key: Tensor, value: Tensor,
@@ -124,19 +126,19 @@ class AttentionRecorder:
         if not self.layers or (expected is not None and len(self.layers) != int(expected)):
             raise ValueError(f"cannot record attention of {type(model).__name__}: found "
                              f"{len(self.layers)} self-attention modules for {expected} layers")
-        self.index = {id(m): i for i, m in enumerate(self.layers)}
         self.active = False
         self.scores: dict[int, Tensor] = {}
         self.probs: dict[int, Tensor] = {}
-        for m in self.layers:
+        for i, m in enumerate(self.layers):
             setattr(m, _RECORDER_ATTR, self)
+            setattr(m, _LAYER_ATTR, i)
         model.set_attn_implementation(RECORDED_ATTENTION)
         self._handles = [model.register_forward_pre_hook(self._before, with_kwargs=True),
                          model.register_forward_hook(self._after)]
 
     def record(self, module: nn.Module, scores: Tensor, probs: Tensor) -> None:
         if self.active:
-            layer = self.index[id(module)]
+            layer = getattr(module, _LAYER_ATTR)
             self.scores[layer], self.probs[layer] = scores, probs
 
     def _before(self, module, args, kwargs):
@@ -163,6 +165,7 @@ class AttentionRecorder:
         for m in self.layers:
             if getattr(m, _RECORDER_ATTR, None) is self:
                 delattr(m, _RECORDER_ATTR)
+                delattr(m, _LAYER_ATTR)
         self.model.set_attn_implementation("eager")
 
 

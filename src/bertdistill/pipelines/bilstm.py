@@ -52,8 +52,9 @@ def recipe_for(config: DistillConfig) -> DistillRecipe:
     return (BiLSTMDistillRecipe if wants_bilstm(config) else DistillRecipe)(config)
 
 
-def check_bilstm_terms(terms, task_kind: str, recipe_name: str) -> None:
-    """Refuse, before any loading, terms a BiLSTM cannot serve (hidden states, attention maps...)."""
+def check_bilstm_terms(terms, task_kind: str | None, recipe_name: str) -> None:
+    """Refuse, before any loading, terms a BiLSTM cannot serve (hidden states, attention maps...);
+    ``task_kind`` None (not known yet) checks the terms alone."""
     for t in terms:
         if t.loss not in BILSTM_LOSSES or t.student != "logits" or t.teacher != "logits":
             raise ValueError(

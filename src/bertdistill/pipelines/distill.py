@@ -197,12 +197,12 @@ class DistillRecipe:
 
     def fingerprint(self) -> dict:
         """What, besides the TrainConfig and the data, decides this run (refused on resume if changed)."""
-        cfg = self.config
+        cfg, info = self.config, self.student_info  # info is None for students not built from teacher layers
         return {
             "recipe": self.recipe.name, "terms": [asdict(t) for t in self.recipe.terms], "task": self.task.name,
             "max_length": self.max_length, "teacher": cfg.teacher,
-            "student": {"arch": self.student_info.arch, "kept": self.student_info.kept, "from": cfg.student,
-                        "config": cfg.student_config},
+            "student": {"arch": info.arch if info else cfg.student_arch or self.recipe.student.get("arch"),
+                        "kept": info.kept if info else None, "from": cfg.student, "config": cfg.student_config},
         }
 
     # ---- run -----------------------------------------------------------------------------

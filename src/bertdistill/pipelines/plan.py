@@ -119,9 +119,11 @@ def announce(recipe) -> dict:
     out = Path(recipe.output)
     out.mkdir(parents=True, exist_ok=True)
     source = Path(recipe.recipe.source)
+    copy = out / f"recipe{source.suffix or '.yaml'}"
     if source.is_file():  # a custom recipe: keep the exact file beside the plan
-        shutil.copyfile(source, out / f"recipe{source.suffix or '.yaml'}")
-        plan["recipe"]["copy"] = str(out / f"recipe{source.suffix or '.yaml'}")
+        if not (copy.exists() and copy.samefile(source)):  # a stage's recipe already lives there
+            shutil.copyfile(source, copy)
+        plan["recipe"]["copy"] = str(copy)
     write_json_atomic(out / PLAN_FILE, plan)
     print(format_plan(plan), flush=True)
     return plan

@@ -90,8 +90,8 @@ def check_distill_options(cfg) -> None:
     """DistillConfig options the recipe does not validate itself (the recipe file and terms are
     checked when it is loaded, still before any model)."""
     check_data_options(cfg)
-    if cfg.student_arch is not None and cfg.student_arch not in ("same", "distilbert"):
-        raise ValueError(f"--student-arch must be same or distilbert, got {cfg.student_arch!r}")
+    if cfg.student_arch is not None and cfg.student_arch not in ("same", "distilbert", "bilstm"):
+        raise ValueError(f"--student-arch must be same, distilbert or bilstm, got {cfg.student_arch!r}")
     if isinstance(cfg.student_layers, int) and not isinstance(cfg.student_layers, bool):
         positive_int(cfg.student_layers, "--student-layers")
     if cfg.student is not None and cfg.student_config is not None:
