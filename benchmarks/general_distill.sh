@@ -4,6 +4,8 @@
 # (the machine is shared). Artefacts (corpora, models) go to $ART, JSON results to
 # benchmarks/results/general/.
 #   bash benchmarks/general_distill.sh corpora teacher student sst2 throughput accelerate
+# Sizes come from the environment: TEACHER_EPOCHS, UNFREEZE_TOP_LAYERS (teacher), GENERAL_STEPS,
+# GENERAL_BATCH (student), SST2_EXAMPLES, SEED, WHO, SUFFIX (task step; SUFFIX names the JSON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python}
@@ -22,13 +24,15 @@ corpora)  # WikiText-2 valid (train) and test (held out), MiniLM-L6 word pieces,
   ;;
 teacher)  # (a) MLM head on the frozen MiniLM-L6 encoder, fitted on WikiText-2 valid, scored on test
   $BD mlm-head --model minilm-l6 --corpus "$ART/corpora/wt2-valid" --eval-corpus "$ART/corpora/wt2-test" \
-    --max-eval-sequences 1000 --epochs 1 --lr 3e-3 --batch-size 32 --output "$ART/mlm-teacher"
+    --max-eval-sequences 1000 --epochs "${TEACHER_EPOCHS:-1}" --lr 3e-3 --batch-size 32 \
+    --unfreeze-top-layers "${UNFREEZE_TOP_LAYERS:-0}" --output "$ART/mlm-teacher"
   cp "$ART/mlm-teacher/results.json" "$RES/mlm_teacher.json"
   ;;
 student)  # (b)+(d) 3-layer DistilBERT student from teacher layers 2,4,6, generally distilled on WikiText-2 valid
   $BD general-distill --teacher "$ART/mlm-teacher/model" --corpus "$ART/corpora/wt2-valid" \
     --eval-corpus "$ART/corpora/wt2-test" --max-eval-sequences 300 --recipe general_distilbert \
-    --batch-size 8 --max-steps "${GENERAL_STEPS:-25}" --lr 5e-4 --log-every 5 --output "$ART/general-student" --no-resume
+    --batch-size "${GENERAL_BATCH:-8}" --max-steps "${GENERAL_STEPS:-25}" --lr 5e-4 --log-every 5 \
+    --output "$ART/general-student" --no-resume
   cp "$ART/general-student/results.json" "$RES/general_student.json"
   ;;
 baselines)  # (c i) the same shape from teacher layers, not distilled; (c ii) the same shape, random
@@ -42,8 +46,8 @@ sst2)  # (c) task distillation on SST-2 from each of the three students: 1,000 t
   for who in ${WHO:-general layers random}; do
     $BD distill --teacher "$SST2_TEACHER" --task sst2 --data "$DATA/sst2/glue" --recipe distilbert \
       --student "$ART/$who-student/student" --max-train-examples "${SST2_EXAMPLES:-1000}" --epochs 1 --max-length 64 \
-      --batch-size 32 --seed 42 --output "$ART/sst2-from-$who" --no-resume --cache-dir "$ART/cache"
-    cp "$ART/sst2-from-$who/results.json" "$RES/sst2_from_$who.json"
+      --batch-size 32 --seed "${SEED:-42}" --output "$ART/sst2-from-$who" --no-resume --cache-dir "$ART/cache"
+    cp "$ART/sst2-from-$who/results.json" "$RES/sst2_from_$who${SUFFIX:-}.json"
   done
   ;;
 accelerate)  # accelerate launch with 2 CPU processes, on the tiny test teacher (tests/general_fixtures.py)

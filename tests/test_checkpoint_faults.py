@@ -156,3 +156,27 @@ def test_hand_damaged_pointer_is_reported_not_silently_restarted(tmp_path):
     shutil.rmtree(latest_checkpoint(loop.ckpt_dir))
     with pytest.raises(RuntimeError, match="missing or incomplete.*--no-resume"):
         _run(tmp_path / "run")
+
+
+def test_scaler_and_cuda_rng_states_travel_with_the_checkpoint(tmp_path, monkeypatch):
+    """Exact resume on a GPU needs the mixed-precision scaler and every device's RNG: both are
+    written and restored (the CUDA calls are stood in for on this CPU-only machine)."""
+    device_states = {0: torch.tensor([1, 2, 3], dtype=torch.uint8), 1: torch.tensor([4, 5], dtype=torch.uint8)}
+    restored = {}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [device_states[0], device_states[1]])
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: restored.update(enumerate(states)))
+
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    scaler = torch.amp.GradScaler("cpu", init_scale=96.0, growth_interval=7)  # not a fresh scaler's values
+    path = ckpt.save_checkpoint(tmp_path, model=model, optimizer=optimizer, scheduler=scheduler,
+                                state=ckpt.TrainState(step=3), scaler=scaler)
+
+    fresh = torch.amp.GradScaler("cpu", init_scale=2.0 ** 16)
+    device_states.update({0: torch.tensor([9], dtype=torch.uint8), 1: torch.tensor([9], dtype=torch.uint8)})
+    ckpt.load_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler, scaler=fresh)
+    assert fresh.get_scale() == 96.0 and fresh.state_dict()["growth_interval"] == 7
+    assert [restored[0].tolist(), restored[1].tolist()] == [[1, 2, 3], [4, 5]]

@@ -105,6 +105,14 @@ def test_shipped_recipe_contents():
     assert [t.layers for t in pkd_skip.terms if t.loss == "pkd_cls"] == ["skip"]
     assert [t.layers for t in pkd_last.terms if t.loss == "pkd_cls"] == ["last_k"]
     assert 100 <= pkd_skip.terms[2].weight <= 500
+    for pkd in (pkd_skip, pkd_last):  # the paper's a = 0.7 on a loss without T²: our kd_kl carries T²
+        w = {t.loss: (t.weight, t.temperature) for t in pkd.terms}
+        assert w["kd_kl"][0] * w["kd_kl"][1] ** 2 == pytest.approx(0.7) and w["hard"][0] == pytest.approx(0.3)
+    general = load_recipe("general_distilbert")  # DistilBERT's triple loss with the paper's weights
+    g = {t.loss: t for t in general.terms}
+    assert (g["mlm_kd"].weight, g["mlm_kd"].temperature, g["mlm_kd"].params) == (5.0, 2.0, {"positions": "real"})
+    assert (g["mlm_ce"].weight, g["cosine"].weight, g["cosine"].layers, g["logits_mse"].weight) == (2.0, 1.0, "last", 0.0)
+    assert general.student == {"arch": "distilbert", "layers": "skip"}
     assert pkd_skip.student["layers"] == pkd_last.student["layers"] == "first"
     distil = load_recipe("distilbert")
     assert distil.student == {"arch": "distilbert", "layers": "every_other"}

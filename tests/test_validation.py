@@ -59,7 +59,7 @@ def test_distill_train_options_fail_before_the_teacher_is_read(tmp_path, options
     ({"max_eval_examples": -5}, r"--max-eval-examples must be at least 1"),
     ({"temperature": 0.0}, r"--temperature must be > 0, got 0\.0"),
     ({"weights": {"kd_kl": -1.0}}, r"--weight kd_kl= must be >= 0"),
-    ({"student_arch": "tiny"}, r"--student-arch must be same or distilbert"),
+    ({"student_arch": "tiny"}, r"--student-arch must be same, distilbert or bilstm"),
     ({"student_layers": 0}, r"--student-layers must be at least 1"),
     ({"student": "x", "student_config": {"hidden_size": 8}}, r"--student and --student-config exclude"),
 ])
@@ -113,3 +113,37 @@ def test_api_distill_with_output_file_never_trains(tmp_path):
     existing.write_text("")
     with pytest.raises(ValueError, match="--output"):
         api.distill(MISSING, "tsv", str(existing), "/nonexistent/data")
+
+
+@pytest.mark.parametrize("options, message", TRAIN_CASES[:3])
+def test_api_distill_checks_training_numbers_before_reading_the_teacher(tmp_path, options, message):
+    """Through the API too: --lr and friends are refused before the teacher's config is looked up
+    (a missing teacher would otherwise be the error reported)."""
+    with pytest.raises(ValueError, match=message):
+        api.distill(MISSING, "tsv", str(tmp_path / "o"), "/nonexistent/data", train=options)
+
+
+@pytest.mark.parametrize("command", [
+    ["mlm-head", "--corpus", "/nonexistent/corpus"],
+    ["general-distill", "--teacher", MISSING, "--corpus", "/nonexistent/corpus"],
+])
+def test_general_commands_refuse_an_output_that_is_a_file(tmp_path, capsys, command):
+    existing = tmp_path / "file"
+    existing.write_text("keep me")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*command, "--output", str(existing)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--output" in err and "existing file" in err and "Traceback" not in err
+    assert existing.read_text() == "keep me"
+
+
+def test_general_recipes_refuse_an_output_that_is_a_file_through_python(tmp_path):
+    from bertdistill.pipelines.general_distill import GeneralDistillConfig, GeneralDistillRecipe
+    from bertdistill.pipelines.mlm_head import MlmHeadConfig, MlmHeadRecipe
+
+    existing = tmp_path / "file"
+    existing.write_text("")
+    with pytest.raises(ValueError, match="--output"):
+        GeneralDistillRecipe(GeneralDistillConfig(teacher=MISSING, corpus="/nonexistent", output=str(existing))).setup()
+    with pytest.raises(ValueError, match="--output"):
+        MlmHeadRecipe(MlmHeadConfig(model=MISSING, corpus="/nonexistent", output=str(existing))).setup()

@@ -129,6 +129,7 @@ def distill(teacher: str, task: str | None = None, output: str = "runs/student",
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
         check_distill_options(config)  # bad options first, before any model is read
         plan = load_recipe(recipe).with_overrides(temperature=temperature, weights=weights)
+        TrainConfig.merged(plan.training, config.train)  # training numbers (--lr, ...) before any model
         if wants_bilstm(config):  # terms a BiLSTM cannot serve are refused before the teacher is read
             check_bilstm_terms(plan.terms, None, plan.name)
         check_teacher(teacher, allow_untrained=allow_untrained_teacher, finetune_hint=hint)

@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="same architecture as the teacher, DistilBERT (no token types, no pooler), "
                         "or a word-level BiLSTM (recipe bilstm)")
     g.add_argument("--student-layers", default=None,
-                   help="number of layers, a preset (every_other, skip, last, first) or a list like 0,2,4")
+                   help="number of layers, a preset (every_other, every_other_last, skip, last, first) or a 0-based list like 0,2,4")
     g.add_argument("--student", default=None, help="start from an existing student checkpoint (same vocabulary)")
     g.add_argument("--student-config", default=None,
                    help='random student of another shape: JSON or a .json path, e.g. \'{"hidden_size": 128, "num_hidden_layers": 2}\'')

@@ -7,6 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .options import output_dir
+
 TRAIN_FLAGS = {  # flag -> (type, TrainConfig field, help)
     "--epochs": (float, "epochs", "passes over the corpus (default: the recipe's)"),
     "--max-steps": (int, "max_steps", "stop after this many optimizer steps"),
@@ -31,11 +33,14 @@ def _training(p: argparse.ArgumentParser) -> None:
                    help="autocast precision (default: the recipe's, else fp32)")
     g.add_argument("--no-length-grouping", action="store_true", help="random batches instead of length-grouped ones")
     g.add_argument("--no-resume", action="store_true", help="start over even if the output folder has a checkpoint")
+    g.add_argument("--log-with", default=None,
+                   help="accelerate trackers beside log.jsonl, e.g. tensorboard (under OUTPUT/trackers)")
 
 
 def _train_overrides(a: argparse.Namespace) -> dict:
     out = {name: getattr(a, flag[2:].replace("-", "_")) for flag, (_, name, _) in TRAIN_FLAGS.items()}
     out["mixed_precision"] = a.mixed_precision
+    out["log_with"] = a.log_with
     if a.no_length_grouping:
         out["group_by_length"] = False
     if a.no_resume:
@@ -81,7 +86,7 @@ def _weights(items: list[str]) -> dict | None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mlm-head", help="turn an encoder into a masked-LM teacher by fitting its MLM head on a corpus")
     p.add_argument("--model", default="minilm-l6", help="BERT encoder: folder, hub id or alias (minilm-l6)")
-    p.add_argument("--output", required=True, help="run folder; the teacher is saved to OUTPUT/model")
+    p.add_argument("--output", required=True, type=output_dir, help="run folder; the teacher is saved to OUTPUT/model")
     p.add_argument("--unfreeze-top-layers", type=int, default=0, help="also train the top K encoder layers")
     _masking(p)
     _training(p)
@@ -89,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("general-distill", help="general (pre-training) distillation of a masked-LM teacher on a corpus")
     p.add_argument("--teacher", required=True, help="masked-LM teacher: folder, hub id (see `bertdistill mlm-head`)")
-    p.add_argument("--output", required=True, help="run folder; the student is saved to OUTPUT/student")
+    p.add_argument("--output", required=True, type=output_dir, help="run folder; the student is saved to OUTPUT/student")
     p.add_argument("--recipe", default="general_distilbert", help="general_distilbert, general_tinybert or a YAML path")
     p.add_argument("--tokenizer", default=None, help="default: the teacher's")
     p.add_argument("--student-arch", choices=["same", "distilbert"], default=None,

@@ -29,8 +29,8 @@ from ..distill.recipe import load_recipe
 from ..evaluation import evaluate_features
 from ..models.loading import load_task_model, load_tokenizer
 from ..students import bilstm as B
-from ..training.engine import make_accelerator
-from .distill import DistillConfig, DistillRecipe, _train_config
+from ..training.engine import TrainConfig, make_accelerator
+from .distill import DistillConfig, DistillRecipe
 from .finetune import _jsonable, _limit
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class BiLSTMDistillRecipe(DistillRecipe):
             raise ValueError("--student / --student-config describe transformer students; "
                              "they do not apply to --student-arch bilstm")
         self.options = {**BILSTM_DEFAULTS, **{k: v for k, v in self.recipe.student.items() if k in BILSTM_DEFAULTS}}
-        self.train_config = _train_config(self.recipe.training, cfg.train)
+        self.train_config = TrainConfig.merged(self.recipe.training, cfg.train)
         self.max_length = cfg.max_length or int(self.recipe.training.get("max_length", 128))
         self.data = load_task(cfg.task, cfg.data, skip_bad_rows=cfg.skip_bad_rows, **cfg.data_options)
         self.task = self.data.task

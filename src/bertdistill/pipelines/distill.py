@@ -93,7 +93,7 @@ class DistillRecipe:
         cfg = self.config
         check_distill_options(cfg)  # bad options fail here, before data, teacher or cache are read
         self.recipe = load_recipe(cfg.recipe).with_overrides(temperature=cfg.temperature, weights=cfg.weights)
-        self.train_config = _train_config(self.recipe.training, cfg.train)
+        self.train_config = TrainConfig.merged(self.recipe.training, cfg.train)
         self.max_length = cfg.max_length or int(self.recipe.training.get("max_length", 128))
         self.data = load_task(cfg.task, cfg.data, skip_bad_rows=cfg.skip_bad_rows, **cfg.data_options)
         self.task = self.data.task
@@ -273,7 +273,3 @@ def check_same_vocabulary(teacher_tok, student_tok, teacher_name: str, student_n
         )
 
 
-def _train_config(recipe_training: dict, overrides: dict) -> TrainConfig:
-    names = {f.name for f in fields(TrainConfig)}
-    merged = {k: v for k, v in {**recipe_training, **(overrides or {})}.items() if k in names and v is not None}
-    return TrainConfig(**merged)

@@ -38,6 +38,7 @@ from ..models.loading import load_tokenizer, quiet_transformers, resolve_model, 
 from ..models.mlm import check_has_mlm_head, load_mlm_teacher
 from ..students import StudentInfo, build_student, student_from_config
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
+from ..training.validate import check_output
 from .distill import DistillModule
 from .mlm_batches import check_vocabulary, corpus_fingerprint, evaluate_mlm, masked_batches, open_corpora
 
@@ -89,9 +90,8 @@ class GeneralDistillRecipe:
 
         cfg = self.config
         self.recipe = load_recipe(cfg.recipe).with_overrides(temperature=cfg.temperature, weights=cfg.weights)
-        names = {f.name for f in fields(TrainConfig)}
-        merged = {**self.recipe.training, **cfg.train}
-        self.train_config = TrainConfig(**{k: v for k, v in merged.items() if k in names and v is not None})
+        check_output(cfg.output)  # an existing file is refused before anything is read
+        self.train_config = TrainConfig.merged(self.recipe.training, cfg.train)
         # Everything that can be checked without weights first: teacher head, vocabulary, shards.
         wants_logits = needs_teacher_logits(self.recipe)
         if wants_logits:

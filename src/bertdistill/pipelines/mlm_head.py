@@ -26,6 +26,7 @@ from ..corpus import IGNORE
 from ..models.loading import load_tokenizer, quiet_transformers, resolve_model, save_model
 from ..models.mlm import encoder_with_new_mlm_head, freeze_for_head_fitting
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
+from ..training.validate import check_output
 from .mlm_batches import (check_vocabulary, corpus_fingerprint, evaluate_mlm, masked_batches, masked_logits,
                           open_corpora)
 
@@ -76,6 +77,7 @@ class MlmHeadRecipe:
         from transformers import AutoConfig
 
         cfg = self.config
+        check_output(cfg.output)  # an existing file is refused before anything is read
         self.train_config = head_train_config(cfg.train)
         self.tokenizer = load_tokenizer(cfg.model)
         with quiet_transformers():

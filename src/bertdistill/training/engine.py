@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -65,6 +65,16 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_train_config(self)  # ValueError naming the CLI flag, before any work
         parse_trackers(self.log_with)  # unknown or uninstalled tracker: error before any work
+
+    @classmethod
+    def merged(cls, *layers: dict | None) -> "TrainConfig":
+        """A TrainConfig from dicts applied in order (e.g. a recipe's ``training:`` block, then
+        the user's options): later ones win, ``None`` values and unknown keys are skipped."""
+        names = {f.name for f in fields(cls)}
+        merged: dict = {}
+        for layer in layers:
+            merged.update({k: v for k, v in (layer or {}).items() if k in names and v is not None})
+        return cls(**merged)
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
