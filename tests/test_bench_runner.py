@@ -37,12 +37,14 @@ def test_inputs_are_identical_real_tokens_of_the_exact_length(tiny_teacher):
 
 
 def test_benchmark_measures_every_format_interleaved(tiny_teacher, tmp_path):
-    result = run_benchmark([str(tiny_teacher)], names=["t"], formats=["pytorch-fp32", "onnx-fp32", "onnx-int8"],
+    from bertdistill.bench.machine import cpu_has_bf16
+
+    formats = ["pytorch-fp32", "onnx-fp32", "onnx-int8"] + (["pytorch-bf16"] if cpu_has_bf16() else [])
+    result = run_benchmark([str(tiny_teacher)], names=["t"], formats=formats,
                            lengths=[8, 16], runs=6, warmup=1, throughput_batch=4, threads=1, devices=["cpu"])
     assert result["machine"]["threads"] == 1 and result["machine"]["cpu"]
     rows = result["rows"]
-    assert {(r["format"], r["length"]) for r in rows} == {(f, n) for f in ("pytorch-fp32", "onnx-fp32", "onnx-int8")
-                                                         for n in (8, 16)}
+    assert {(r["format"], r["length"]) for r in rows} == {(f, n) for f in formats for n in (8, 16)}
     for r in rows:
         lat = r["latency"]
         assert lat["runs"] == 6 and 0 < lat["median_ms"] <= lat["p90_ms"] <= lat["p99_ms"]
@@ -71,3 +73,27 @@ def test_benchmark_command_writes_json_and_refuses_bad_input(tiny_teacher, tmp_p
     assert "--formats" in capsys.readouterr().err
     assert main(["benchmark", str(tiny_teacher), "--lengths", "a,b"]) == 2
     assert "--lengths" in capsys.readouterr().err
+
+
+def test_bilstm_student_is_benchmarked_in_pytorch_formats(tmp_path):
+    """The word-level BiLSTM student is timed like the transformers (its own word vocabulary gives
+    inputs of the exact length); ONNX formats, which it has no export for, are left out."""
+    from bertdistill.bench.machine import cpu_has_bf16
+    from bertdistill.bench.runner import TEXT
+    from bertdistill.students import bilstm as B
+
+    words = B.WordTokenizer.build([TEXT])
+    model = B.BiLSTMClassifier(B.BiLSTMConfig(vocab_size=len(words), num_labels=2, embedding_dim=8, hidden_size=6,
+                                              mlp_size=5, embeddings="random"))
+    folder = B.save_bilstm(model, words, tmp_path / "bilstm")
+    formats = ["pytorch-fp32", "onnx-int8"] + (["pytorch-bf16"] if cpu_has_bf16() else [])
+    result = run_benchmark([str(folder)], names=["b"], formats=formats, lengths=[8, 16], runs=4, warmup=1,
+                           throughput_batch=3, threads=1, devices=["cpu"])
+    assert {r["format"] for r in result["rows"]} == set(formats) - {"onnx-int8"}
+    assert {r["length"] for r in result["rows"]} == {8, 16}
+    info = result["models"]["b"]
+    assert info["model_type"] == "bilstm"
+    assert info["params"] == sum(p.numel() for p in model.parameters())
+    assert info["params_without_embeddings"] == info["params"] - model.embeddings.weight.numel()
+    arrays = token_inputs(words, 16, 3)
+    assert arrays["input_ids"].shape == (3, 16) and arrays["attention_mask"].all()

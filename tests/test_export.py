@@ -74,6 +74,16 @@ def test_evaluate_command_accepts_exported_folder(exported_fp32, tiny_teacher, t
     assert onnx["accuracy"] == pytest.approx(pt["accuracy"]) and pt["accuracy"] > 0.9
 
 
+def test_predict_accepts_the_exported_folder(exported_fp32, tiny_teacher):
+    from bertdistill.prediction import predict_texts
+
+    texts = ["a great funny film", "a terrible boring plot"]
+    onnx = predict_texts(exported_fp32["output"], texts)
+    pt = predict_texts(str(tiny_teacher), texts)
+    assert [r["label"] for r in onnx] == [r["label"] for r in pt]
+    assert [r["score"] for r in onnx] == pytest.approx([r["score"] for r in pt], abs=1e-4)
+
+
 def test_predict_example_runs(exported_fp32):
     out = exported_fp32["output"]
     proc = subprocess.run([sys.executable, f"{out}/predict.py", "a great funny film", "a terrible boring plot"],

@@ -124,3 +124,14 @@ def test_distill_recipe_refuses_a_changed_temperature_on_resume(tiny_teacher, to
     assert stored["recipe"] == "kd" and stored["student"]["kept"] == [0]
     with pytest.raises(ValueError, match=r"terms \(--recipe / --weight / --temperature\)"):
         api.distill(str(tiny_teacher), "tsv", str(out), str(toy_task_dir), temperature=4.0, **kw)
+
+
+def test_checkpoint_of_another_process_count_is_refused(tmp_path):
+    """A run written by 2 processes (its run.json says so) is not resumed by 1: the batches
+    each process takes would differ."""
+    _loop(tmp_path).train()
+    run_json = latest_checkpoint(tmp_path / "checkpoints") / "run.json"
+    stored = json.loads(run_json.read_text())
+    run_json.write_text(json.dumps({**stored, "world_size": 2}))
+    with pytest.raises(ValueError, match=r"world_size \(torchrun --nproc_per_node\): 2 -> 1"):
+        _loop(tmp_path).train()

@@ -17,11 +17,11 @@ import torch
 
 from .data.errors import DataError
 from .data.examples import TaskSpec
+from .export.runtime import load_for_inference
 from .models.inputs import model_inputs
 from .models.loading import (
     LABELS_FILE,
     hub_errors,
-    load_task_model,
     load_tokenizer,
     pretrained_kwargs,
     quiet_transformers,
@@ -100,7 +100,7 @@ def predict_texts(model: str, texts: Iterable[str], *, batch_size: int = 32, max
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     task = model_task(model)
     tokenizer = load_tokenizer(model)
-    net = load_task_model(model, task).eval()
+    net = load_for_inference(model, task)  # a saved PyTorch folder or an exported ONNX one
     results = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):

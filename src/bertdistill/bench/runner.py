@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from ..export.families import family_of
 from ..export.runtime import ONNX_FILE, OnnxModel, is_exported, read_manifest
-from ..models.loading import load_tokenizer, resolve_model
+from ..models.loading import resolve_model
 from .latency import folder_bytes
 from .machine import cpu_has_bf16
 
@@ -155,7 +155,7 @@ def load_candidates(model_dir: str, name: str, formats: Sequence[str], devices: 
     else:
         source, exported = resolve_model(model_dir), {}
     family = family_of(source)
-    tokenizer = load_tokenizer(source)
+    tokenizer = family.tokenizer(source)
     model = family.load(source).eval()
     total, no_emb = parameter_counts(model)
     info = {"dir": str(model_dir), "model_type": model.config.model_type, "params": total,
@@ -163,6 +163,8 @@ def load_candidates(model_dir: str, name: str, formats: Sequence[str], devices: 
     candidates = []
     for device in devices:
         for fmt in formats_available(formats, device):
+            if fmt.startswith("onnx") and not family.onnx:  # e.g. the BiLSTM student: PyTorch only
+                continue
             if fmt.startswith("pytorch"):
                 dtype = torch.bfloat16 if fmt == "pytorch-bf16" else torch.float32
                 net = family.load(source, dtype=dtype).eval().to(device) if dtype != torch.float32 else model.to(device)

@@ -3,7 +3,8 @@
 One entry per model family: the inputs its exported graph takes, the model type ONNX Runtime's
 transformer optimizer knows it as (for fused attention / LayerNorm / GELU), and how a saved
 folder is loaded into a PyTorch module. Supporting a new student family (e.g. a BiLSTM) is one
-more entry in ``FAMILIES``.
+more entry in ``FAMILIES``: the word-level BiLSTM student is one (benchmarked in PyTorch; it has
+no ONNX export).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..models.loading import load_task_model, resolve_model, task_from_labels
+from ..models.loading import load_task_model, load_tokenizer, resolve_model, task_from_labels
 
 
 def load_transformer(model_dir: str, *, attn_implementation: str | None = None, dtype=None):
@@ -23,17 +24,34 @@ def load_transformer(model_dir: str, *, attn_implementation: str | None = None, 
                            dtype=dtype)
 
 
+def load_bilstm_student(model_dir: str, *, attn_implementation: str | None = None, dtype=None):
+    """A word-level BiLSTM student folder (``attn_implementation`` does not apply)."""
+    from ..students.bilstm import load_bilstm
+
+    model, _ = load_bilstm(model_dir)
+    return model.to(dtype) if dtype is not None else model
+
+
+def load_word_tokenizer(model_dir: str):
+    from ..students.bilstm import WordTokenizer
+
+    return WordTokenizer.load(Path(model_dir))
+
+
 @dataclass(frozen=True)
 class Family:
     inputs: tuple[str, ...]                 # graph inputs, in order
     ort_model_type: str | None              # onnxruntime.transformers optimizer model_type; None: no fusion pass
     load: Callable[..., object] = load_transformer
     onnx: bool = True                       # can be exported to ONNX
+    tokenizer: Callable[[str], object] = load_tokenizer  # folder -> a tokenizer callable like HF's
 
 
 FAMILIES: dict[str, Family] = {
     "bert": Family(("input_ids", "attention_mask", "token_type_ids"), "bert"),
     "distilbert": Family(("input_ids", "attention_mask"), "bert"),
+    "bilstm": Family(("input_ids", "attention_mask"), None, load=load_bilstm_student, onnx=False,
+                     tokenizer=load_word_tokenizer),
 }
 
 

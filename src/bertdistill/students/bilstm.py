@@ -76,13 +76,13 @@ class WordTokenizer:
         out = {"input_ids": self.encode(text, max_length)}
         if text_pair is not None:
             out["input_ids_b"] = self.encode(text_pair, max_length)
-        if return_tensors == "pt":
+        if return_tensors in ("pt", "np"):  # a batch of one, as Hugging Face tokenizers return it
             batch = {}
             for key, ids in out.items():
                 suffix = key[len("input_ids"):]
                 batch[key] = torch.tensor([ids])
                 batch[f"attention_mask{suffix}"] = torch.ones(1, len(ids), dtype=torch.long)
-            return batch
+            return batch if return_tensors == "pt" else {k: v.numpy() for k, v in batch.items()}
         return out
 
     def save(self, folder: Path) -> None:
