@@ -101,6 +101,11 @@ def test_bilstm_distillation_learns_saves_reloads_and_evaluates(tiny_teacher, to
                          cache_dir=str(tmp_path / "cache"), train=TRAIN)
     assert result["student"]["arch"] == "bilstm"
     assert result["dev"]["student"]["accuracy"] > 0.85, result["dev"]
+    plan = json.loads((out / "run_config.json").read_text())  # the plan, written before training
+    assert plan["student"]["arch"] == "bilstm" and plan["student"]["parameters"] == result["student"]["parameters"]
+    summary = result["summary"]  # the end-of-run summary, as for transformer students
+    assert summary["student"]["parameters"] == result["student"]["parameters"]
+    assert summary["retention"] == result["dev"]["retention"] and summary["student"]["latency_ms"] > 0
     assert {p.name for p in (out / "student").iterdir()} >= {"model.safetensors", "config.json", "vocab.json"}
     model, words = B.load_bilstm(out / "student")
     assert json.loads((out / "student" / "config.json").read_text())["model_type"] == "bilstm"

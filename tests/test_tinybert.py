@@ -204,6 +204,11 @@ def test_two_stage_tinybert_on_a_narrow_student_learns_and_resumes(tiny_teacher,
     assert set(rows2[0]["parts"]) == {"soft_ce"}
     assert rows1[-1]["parts"]["hidden_mse"] < 0.5 * rows1[0]["parts"]["hidden_mse"]
     assert result["dev"]["student"]["accuracy"] > 0.8, result["dev"]
+    # the end-of-run summary of a one-stage run, for the whole staged run (in its top results.json)
+    summary = result["summary"]
+    assert summary["student_dir"] == str(second / "student") and summary["retention"] == result["dev"]["retention"]
+    assert summary["student"]["parameters"] < summary["teacher"]["parameters"] and summary["student"]["latency_ms"] > 0
+    assert json.loads((out / "results.json").read_text())["summary"]["retention"] == summary["retention"]
     # stage 2 started from stage 1's final student
     assert [t["loss"] for t in yaml.safe_load((second / "recipe.yaml").read_text())["terms"]] == ["soft_ce"]
     assert result["config"]["student"] == str(first / "final")

@@ -134,9 +134,10 @@ def distill(teacher: str, task: str | None = None, output: str = "runs/student",
             check_bilstm_terms(plan.terms, None, plan.name)
         check_teacher(teacher, allow_untrained=allow_untrained_teacher, finetune_hint=hint)
         if is_staged(plan):
-            return run_staged(config, transfer_data)
+            return run_staged(config, transfer_data, latency_runs=latency_runs)
         if wants_bilstm(config):  # the word-level BiLSTM student has its own recipe class
-            return recipe_for(config).run()
+            runner = recipe_for(config)
+            return report(runner, runner.run(), latency_runs=latency_runs)
         preflight(config, plan)  # terms checked against the models' configs before weights load
         runner = recipe_for(config)
         return report(runner, runner.run(), latency_runs=latency_runs)

@@ -31,6 +31,7 @@ from ..models.loading import load_task_model, load_tokenizer
 from ..students import bilstm as B
 from ..training.engine import TrainConfig, make_accelerator
 from .distill import DistillConfig, DistillRecipe
+from .plan import announce
 from .finetune import _jsonable, _limit
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,8 @@ class BiLSTMDistillRecipe(DistillRecipe):
     def setup(self) -> None:
         cfg = self.config
         self.recipe = load_recipe(cfg.recipe).with_overrides(temperature=cfg.temperature, weights=cfg.weights)
-        if cfg.student or cfg.student_config:
-            raise ValueError("--student / --student-config describe transformer students; "
+        if cfg.student or cfg.student_config or cfg.student_layers is not None:
+            raise ValueError("--student / --student-config / --student-layers describe transformer students; "
                              "they do not apply to --student-arch bilstm")
         self.options = {**BILSTM_DEFAULTS, **{k: v for k, v in self.recipe.student.items() if k in BILSTM_DEFAULTS}}
         self.train_config = TrainConfig.merged(self.recipe.training, cfg.train)
@@ -152,6 +153,7 @@ class BiLSTMDistillRecipe(DistillRecipe):
         if any(LOSSES[t.loss].needs_teacher and t.weight > 0 for t in self.recipe.terms):
             with self.accelerator.main_process_first():
                 self._label_with_teacher(train)
+        announce(self)  # the plan, printed and written to run_config.json before training
 
     def _build_bilstm(self) -> B.BiLSTMClassifier:
         o, words = self.options, self.words.words

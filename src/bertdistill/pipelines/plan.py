@@ -57,6 +57,17 @@ def describe(recipe) -> dict:
     """The plan of a set-up ``DistillRecipe`` as a JSON-ready dict."""
     cfg, task = recipe.config, recipe.task
     info = recipe.student_info
+    if info is None:  # the word-level BiLSTM student: its own vocabulary, no teacher layers
+        c = recipe.student.config
+        student = {"arch": "bilstm", "kept_teacher_layers": None, "from": None, "layers": 1,
+                   "config": {"embeddings": c.embeddings, "embedding_dim": c.embedding_dim,
+                              "hidden_size": c.hidden_size, "mlp_size": c.mlp_size, "vocabulary": c.vocab_size,
+                              "frozen_embeddings": c.freeze_embeddings},
+                   "parameters": parameter_count(recipe.student)}
+    else:
+        student = {"arch": info.arch, "kept_teacher_layers": info.kept, "from": cfg.student,
+                   "config": cfg.student_config, "layers": recipe.student.config.num_hidden_layers,
+                   "parameters": parameter_count(recipe.student)}
     terms = []
     for term in recipe.recipe.terms:
         row = {"name": term.name, "loss": term.loss, "weight": term.weight,
@@ -70,9 +81,7 @@ def describe(recipe) -> dict:
         "teacher": {"model": cfg.teacher, "layers": recipe.teacher.config.num_hidden_layers,
                     "hidden_size": recipe.teacher.config.hidden_size,
                     "parameters": parameter_count(recipe.teacher)},
-        "student": {"arch": info.arch, "kept_teacher_layers": info.kept, "from": cfg.student,
-                    "config": cfg.student_config, "layers": recipe.student.config.num_hidden_layers,
-                    "parameters": parameter_count(recipe.student)},
+        "student": student,
         "recipe": {"name": recipe.recipe.name, "source": recipe.recipe.source,
                    "overrides": recipe.recipe.overrides, "terms": terms},
         "training": {**asdict(recipe.train_config), "max_length": recipe.max_length},
@@ -137,18 +146,25 @@ def write_json_atomic(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def report(recipe, results: dict, *, latency_runs: int = 30) -> dict:
+def report(recipe, results: dict, *, latency_runs: int = 30, output: str | Path | None = None) -> dict:
     """After a run: the student's folder, retention of the teacher's metric, and both models'
     size and batch-1 latency (median of ``latency_runs`` forwards, timed interleaved in this
-    process). Printed, added to ``results`` and to ``results.json``."""
+    process). Printed, added to ``results`` and to ``<output>/results.json`` (default: the
+    recipe's output folder; a staged run passes its top folder)."""
     from ..bench.latency import folder_bytes, measure_latency
     from ..models.loading import load_task_model
+    from ..students.bilstm import is_bilstm_dir, load_bilstm
 
-    if not results or "student_dir" not in results:
+    if not results or not results.get("student_dir"):
         return results
     main = recipe.task.main_metric
     split = next((s for s in (recipe.config.eval_split, recipe.config.test_split) if s in results), None)
-    student = load_task_model(results["student_dir"], recipe.task)
+    if is_bilstm_dir(results["student_dir"]):  # reads its own word vocabulary
+        student, student_tokenizer = load_bilstm(results["student_dir"])
+        if student.config.pair:  # timed on single texts below, which a pair BiLSTM cannot read
+            latency_runs = 0
+    else:
+        student, student_tokenizer = load_task_model(results["student_dir"], recipe.task), recipe.tokenizer
     teacher_dir = resolve_model(recipe.config.teacher)
     teacher = load_task_model(teacher_dir, recipe.task)  # loaded the same way as the student
     sizes = {"teacher": {"parameters": parameter_count(teacher), "bytes": folder_bytes(teacher_dir)},
@@ -157,8 +173,9 @@ def report(recipe, results: dict, *, latency_runs: int = 30) -> dict:
         examples = recipe.data.splits.get("dev") or recipe.data.split("train")
         texts = [e.text if isinstance(e.text, str) else " ".join(e.text) for e in examples[:50]]
         for _ in range(2):  # interleaved: teacher, student, teacher, student
-            for who, model in (("teacher", teacher), ("student", student)):
-                lat = measure_latency(model, recipe.tokenizer, texts, runs=max(1, latency_runs // 2), warmup=3,
+            for who, model, tokenizer in (("teacher", teacher, recipe.tokenizer),
+                                          ("student", student, student_tokenizer)):
+                lat = measure_latency(model, tokenizer, texts, runs=max(1, latency_runs // 2), warmup=3,
                                       max_length=recipe.max_length)
                 sizes[who].setdefault("latency_ms", []).append(lat.median_ms)
         for row in sizes.values():
@@ -166,7 +183,8 @@ def report(recipe, results: dict, *, latency_runs: int = 30) -> dict:
     summary = {"student_dir": results["student_dir"], "split": split, "metric": main, **sizes}
     if split:
         summary["retention"] = results[split]["retention"]
-    lines = [f"student saved in {results['student_dir']} (a plain Hugging Face checkpoint)"]
+    kind = "a bertdistill BiLSTM folder" if is_bilstm_dir(results["student_dir"]) else "a plain Hugging Face checkpoint"
+    lines = [f"student saved in {results['student_dir']} ({kind})"]
     if split:
         row = results[split]
         lines.append(f"{main} ({split}): student {row['student'][main]:.4f} vs teacher {row['teacher'][main]:.4f}"
@@ -180,5 +198,5 @@ def report(recipe, results: dict, *, latency_runs: int = 30) -> dict:
                      f"{t['latency_ms']:.2f} ms = {t['latency_ms'] / s['latency_ms']:.2f}x faster")
     print("\n".join(lines), flush=True)
     results["summary"] = summary
-    write_json_atomic(Path(recipe.output) / "results.json", results)
+    write_json_atomic(Path(output or recipe.output) / "results.json", results)
     return results

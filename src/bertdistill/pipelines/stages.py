@@ -37,6 +37,7 @@ from ..models.loading import resolve_model, save_model
 from ..students.from_config import shape_sizes
 from ..students.layers import select_layers
 from .distill import DistillConfig, DistillRecipe
+from .plan import report
 
 log = logging.getLogger(__name__)
 
@@ -180,14 +181,15 @@ def _stage_recipe(recipe: Recipe, stage: Stage, terms: list) -> dict:
     return data
 
 
-def run_staged(config: DistillConfig, transfer_data: str | None = None) -> dict:
-    """Run a recipe's stages one after the other (see the module docstring)."""
+def run_staged(config: DistillConfig, transfer_data: str | None = None, *, latency_runs: int = 30) -> dict:
+    """Run a recipe's stages one after the other (see the module docstring); at the end the same
+    summary as a one-stage run (retention, sizes, batch-1 latency; ``latency_runs`` 0 skips timing)."""
     recipe = load_recipe(config.recipe).with_overrides(temperature=config.temperature, weights=config.weights)
     planned = preflight(config, recipe)
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     previous: Path | None = None
-    records, result = [], {}
+    records, result, final_runner = [], {}, None
     for k, (stage, terms) in enumerate(planned, 1):
         folder = out / f"{k:02d}_{stage.name}"
         last = k == len(planned)
@@ -213,7 +215,7 @@ def run_staged(config: DistillConfig, transfer_data: str | None = None) -> dict:
         print(f"== stage {k}/{len(planned)}: {stage.name} (terms: {', '.join(t.name for t in terms if t.weight)})")
         start = time.perf_counter()
         if last:
-            result = runner.run()
+            result, final_runner = runner.run(), runner
         else:
             runner.setup()
             runner.train()
@@ -229,6 +231,8 @@ def run_staged(config: DistillConfig, transfer_data: str | None = None) -> dict:
     result = {**result, "stages": records, "strategy": recipe.strategy,
               "student_dir": str(previous / "student") if previous else None}
     _write_json(out / "results.json", result)
+    if final_runner is not None and final_runner.accelerator.is_main_process:
+        result = report(final_runner, result, latency_runs=latency_runs, output=out)
     return result
 
 
