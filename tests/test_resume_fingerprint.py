@@ -135,3 +135,23 @@ def test_checkpoint_of_another_process_count_is_refused(tmp_path):
     run_json.write_text(json.dumps({**stored, "world_size": 2}))
     with pytest.raises(ValueError, match=r"world_size \(torchrun --nproc_per_node\): 2 -> 1"):
         _loop(tmp_path).train()
+
+
+def test_teacher_retrained_in_place_is_refused_on_resume(tiny_teacher, toy_task_dir, tmp_path):
+    """Same teacher path, other weights: the checkpoint is of another run."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_teacher, teacher)
+    out = tmp_path / "d"
+    kw = dict(recipe="kd", cache_dir=str(tmp_path / "cache"), max_train_examples=64, max_eval_examples=16,
+              test_split=None, train={"max_steps": 2, "batch_size": 16})
+    api.distill(str(teacher), "tsv", str(out), str(toy_task_dir), **kw)
+    weights = load_file(str(teacher / "model.safetensors"))
+    name = next(k for k in weights if k.endswith("classifier.bias"))
+    weights[name] = weights[name] + 0.5
+    save_file(weights, str(teacher / "model.safetensors"))
+    with pytest.raises(ValueError, match=r"teacher_weights \(--teacher: its weights changed\)"):
+        api.distill(str(teacher), "tsv", str(out), str(toy_task_dir), **kw)

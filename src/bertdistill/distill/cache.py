@@ -56,12 +56,24 @@ def _pad(key: str, pieces: list[torch.Tensor], length: int) -> torch.Tensor:
     return torch.stack(pieces)
 
 
+def hash_weights(h, model: torch.nn.Module) -> None:
+    """Feed every named tensor of ``model``'s state dict, bytes and all, into the hash ``h``."""
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """A short content hash of ``model``'s weights (a teacher retrained in place gets another one)."""
+    h = hashlib.sha256()
+    hash_weights(h, model)
+    return h.hexdigest()[:24]
+
+
 def fingerprint(teacher: torch.nn.Module, features: list[dict], keys: list[str], dtype: torch.dtype) -> str:
     """A content hash of teacher weights, tokenised inputs, feature keys and storage dtype."""
     h = hashlib.sha256()
-    for name, tensor in sorted(teacher.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    hash_weights(h, teacher)
     for f in features:
         h.update(json.dumps([f["input_ids"], f.get("token_type_ids")]).encode())
     h.update(json.dumps([sorted(keys), str(dtype)]).encode())

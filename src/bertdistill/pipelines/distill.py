@@ -18,7 +18,7 @@ from accelerate.utils import set_seed
 
 from ..data import load_task
 from ..data.encode import Collator, encode
-from ..distill.cache import TeacherCache
+from ..distill.cache import TeacherCache, weights_digest
 from ..distill.distiller import Distiller
 from ..distill.features import extract, prepare_model
 from ..distill.recipe import load_recipe
@@ -200,7 +200,7 @@ class DistillRecipe:
         cfg, info = self.config, self.student_info  # info is None for students not built from teacher layers
         return {
             "recipe": self.recipe.name, "terms": [asdict(t) for t in self.recipe.terms], "task": self.task.name,
-            "max_length": self.max_length, "teacher": cfg.teacher,
+            "max_length": self.max_length, "teacher": cfg.teacher, "teacher_weights": weights_digest(self.teacher),
             "student": {"arch": info.arch if info else cfg.student_arch or self.recipe.student.get("arch"),
                         "kept": info.kept if info else None, "from": cfg.student, "config": cfg.student_config},
         }

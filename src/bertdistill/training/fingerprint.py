@@ -25,7 +25,8 @@ FLAGS = {"batch_size": "--batch-size", "grad_accum": "--grad-accum", "seed": "--
          "epochs": "--epochs", "max_steps": "--max-steps", "group_by_length": "--no-length-grouping",
          "weight_decay": "--weight-decay", "warmup_ratio": "--warmup-ratio", "max_grad_norm": "--max-grad-norm",
          "mixed_precision": "--mixed-precision", "max_length": "--max-length", "world_size": "torchrun --nproc_per_node",
-         "data": "--data / --max-train-examples / --max-length", "recipe": "--recipe", "terms": "--recipe / --weight / --temperature"}
+         "data": "--data / --max-train-examples / --max-length", "recipe": "--recipe", "terms": "--recipe / --weight / --temperature",
+         "teacher_weights": "--teacher: its weights changed"}
 
 
 def data_hash(features: Iterable[dict]) -> str:
