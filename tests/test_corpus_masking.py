@@ -176,3 +176,74 @@ def test_collator_pads_masks_and_changes_mask_with_epoch(tmp_path):
     assert any(not torch.equal(later[2 * i], later[2 * i + 1]) for i in range(4))
     collate.set_epoch(1)
     assert torch.equal(collate([data[0]])["labels"], later[0])
+
+
+def _trained_tokenizer(kind: str):
+    """A BPE tokenizer trained on the toy sentences: byte-level ('Ġ' starts a word), sentencepiece-style
+    Metaspace ('▁' starts a word) or word-level (no marker at all)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from conftest import toy_sentences
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    if kind == "word":
+        tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        trainer = trainers.WordLevelTrainer(special_tokens=specials, show_progress=False)
+    else:
+        tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+        tok.pre_tokenizer = (pre_tokenizers.ByteLevel(add_prefix_space=False) if kind == "bytelevel"
+                             else pre_tokenizers.Metaspace())
+        trainer = trainers.BpeTrainer(vocab_size=120, special_tokens=specials, show_progress=False)
+    tok.train_from_iterator([s for s, _ in toy_sentences(300, 0)] + ["unbelievable walking"], trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]")
+
+
+@pytest.mark.parametrize("kind,marker", [("bytelevel", "\u0120"), ("metaspace", "\u2581")])
+def test_whole_word_masking_with_word_start_markers(kind, marker):
+    from bertdistill.corpus.vocab import word_boundaries
+
+    tok = _trained_tokenizer(kind)
+    assert word_boundaries(tok) == ("start", marker)
+    cont = continuation_mask(tok)
+    vocab = tok.get_vocab()
+    assert not any(cont[vocab[t]] for t in tok.all_special_tokens)
+    assert all(bool(cont[i]) == (not t.startswith(marker)) for t, i in vocab.items() if t not in tok.all_special_tokens)
+    text = "the unbelievable walking movie was boring and the talking actor loved unbelievable music " * 3
+    row = [tok.cls_token_id] + tok(text.strip(), add_special_tokens=False)["input_ids"] + [tok.sep_token_id]
+    pieces = tok.convert_ids_to_tokens(row)
+    words = []
+    for pos in range(1, len(row) - 1):  # a word starts at the first piece or at a marked one
+        if pos == 1 or pieces[pos].startswith(marker):
+            words.append([pos])
+        else:
+            words[-1].append(pos)
+    assert max(len(w) for w in words) > 1  # some words are cut into several pieces
+    n = len(vocab)
+    m = MlmMasker(masking_probabilities(np.ones(n, dtype=np.int64), special_ids=tok.all_special_ids),
+                  mask_token_id=tok.mask_token_id, vocab_size=n, whole_word=True, continuation=cont)
+    ids = torch.tensor([row] * 200)
+    _, labels = m(ids, torch.ones_like(ids), seeds=range(200))
+    multi_piece_hit = 0
+    for r in range(200):
+        chosen = labels[r] != -100
+        for word in words:
+            states = {bool(chosen[p]) for p in word}
+            assert len(states) == 1, f"row {r}: word {[pieces[p] for p in word]} partly masked"
+            multi_piece_hit += len(word) > 1 and states == {True}
+    assert multi_piece_hit > 20
+
+
+def test_whole_word_is_refused_for_a_vocabulary_without_word_markers():
+    from bertdistill.pipelines.mlm_batches import check_masking
+
+    tok = _trained_tokenizer("word")
+    check_masking(tok)  # plain masking is fine
+    with pytest.raises(ValueError, match=r"--whole-word: the vocabulary of tokenizer .* marks neither .* "
+                                         r"leave --whole-word out"):
+        check_masking(tok, whole_word=True)
+    with pytest.raises(ValueError, match="--whole-word"):
+        continuation_mask(tok)
+    assert continuation_mask(tok, prefix="##").sum() == 0  # an explicit prefix is taken as given

@@ -143,18 +143,50 @@ def test_teacher_without_mlm_head_is_refused_naming_the_command(mlm, tmp_path, c
         load_mlm_teacher(str(encoder))
 
 
-def test_shards_from_another_tokenizer_are_refused(mlm, tmp_path):
+def _reordered_tokenizer(mlm, folder: Path) -> Path:
+    """A model folder whose tokenizer has the teacher's tokens and size but other ids."""
     from tiny import make_tiny_tokenizer
 
-    other_dir = tmp_path / "other_tok"
-    tok = make_tiny_tokenizer(other_dir)
-    words = (other_dir / "vocab.txt").read_text().splitlines()
-    (other_dir / "vocab.txt").write_text("\n".join(words[:5] + words[5:][::-1]) + "\n")  # same tokens, other ids
-    type(tok)(str(other_dir / "vocab.txt"), do_lower_case=True).save_pretrained(other_dir)
-    (other_dir / "config.json").write_text((mlm["teacher"] / "config.json").read_text())  # a model folder
+    tok = make_tiny_tokenizer(folder)
+    words = (folder / "vocab.txt").read_text().splitlines()
+    (folder / "vocab.txt").write_text("\n".join(words[:5] + words[5:][::-1]) + "\n")
+    type(tok)(str(folder / "vocab.txt"), do_lower_case=True).save_pretrained(folder)
+    (folder / "config.json").write_text((mlm["teacher"] / "config.json").read_text())
+    return folder
+
+
+def test_shards_from_another_tokenizer_are_refused(mlm, tmp_path):
+    other_dir = _reordered_tokenizer(mlm, tmp_path / "other_tok")
     shards = prepare(write_text(tmp_path / "t.txt", 20, 5), str(other_dir), tmp_path / "other_corpus")
     with pytest.raises(ValueError, match=r"--corpus .*other_corpus.*vocabulary differs"):
         _recipe({**mlm, "corpus": shards}, tmp_path / "out").setup()
+
+
+def test_tokenizer_of_the_same_size_with_another_vocabulary_is_refused(mlm, tmp_path, monkeypatch, capsys):
+    other = _reordered_tokenizer(mlm, tmp_path / "other_tok")
+    shards = prepare(write_text(tmp_path / "t.txt", 20, 5), str(other), tmp_path / "other_corpus")
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("the teacher's weights were loaded before the refusal")
+
+    monkeypatch.setattr("bertdistill.pipelines.general_distill.load_mlm_teacher", no_weights)
+    # the shards match --tokenizer, and --tokenizer has the teacher's size: only the vocabularies differ
+    with pytest.raises(ValueError, match=rf"--tokenizer {other} has another vocabulary than the one saved "
+                                         rf"with --teacher {mlm['teacher']} \({len(VOCAB)} and {len(VOCAB)} tokens"):
+        _recipe({**mlm, "corpus": shards}, tmp_path / "out", tokenizer=str(other)).setup()
+    assert main(["general-distill", "--teacher", str(mlm["teacher"]), "--corpus", str(shards), "--tokenizer",
+                 str(other), "--output", str(tmp_path / "out")]) == 2
+    assert "Leave --tokenizer out" in capsys.readouterr().err
+    # the teacher's own tokenizer saved elsewhere is the same vocabulary: accepted
+    same = tmp_path / "same_tok"
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(mlm["teacher"]).save_pretrained(same)
+    (same / "config.json").write_text((mlm["teacher"] / "config.json").read_text())  # a model folder
+    monkeypatch.undo()
+    recipe = _recipe(mlm, tmp_path / "ok", tokenizer=str(same), init_only=True)
+    recipe.setup()
+    assert recipe.tokenizer.name_or_path == str(same)
 
 
 def test_tokenizer_larger_than_the_teacher_vocabulary_is_refused(mlm, tmp_path):
@@ -210,3 +242,94 @@ def test_mlm_head_fits_a_head_on_a_frozen_encoder(mlm, tmp_path):
             continue
         assert torch.equal(fitted[key if key.startswith("bert.") else "bert." + key], value), key
     assert result["trainable_parameters"] == 32 * 32 + 32 + 2 * 32 + len(VOCAB)  # transform, LayerNorm, bias
+
+
+# --------------------------------------------------------------------------- other teacher families
+
+
+@pytest.mark.parametrize("family", ["roberta", "distilbert"])
+def test_masked_lm_teachers_of_other_families(family, tmp_path):
+    from general_fixtures import save_tiny_distilbert_mlm, save_tiny_roberta_mlm
+    from transformers import RobertaForMaskedLM
+
+    save = save_tiny_roberta_mlm if family == "roberta" else save_tiny_distilbert_mlm
+    teacher = save(tmp_path / "teacher")
+    corpus = prepare(write_text(tmp_path / "train.txt", 60, 1), str(teacher), tmp_path / "corpus")
+    held_out = prepare(write_text(tmp_path / "test.txt", 10, 2), str(teacher), tmp_path / "held_out")
+    data = {"teacher": teacher, "corpus": corpus}
+    # RoBERTa: whole-word masking by the 'Ġ' word-start marker of its byte-level BPE vocabulary
+    options = {"student_arch": "same", "whole_word": True} if family == "roberta" else {}
+    recipe = _recipe(data, tmp_path / "run", eval_corpus=str(held_out), train={"max_steps": 3}, **options)
+    result = recipe.run()
+    assert result["student"]["kept"] == [1]
+    losses = [row["loss"] for row in recipe.loop.history if "loss" in row]
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
+    assert result["held_out"]["student"]["masked_tokens"] > 0
+    student = AutoModelForMaskedLM.from_pretrained(result["student_dir"])
+    expected = RobertaForMaskedLM if family == "roberta" else DistilBertForMaskedLM
+    assert isinstance(student, expected) and student.config.num_hidden_layers == 1
+
+
+def test_roberta_teacher_with_the_default_distilbert_student_is_refused_before_loading(tmp_path, monkeypatch, capsys):
+    from general_fixtures import save_tiny_roberta_mlm
+
+    teacher = save_tiny_roberta_mlm(tmp_path / "teacher")
+    corpus = prepare(write_text(tmp_path / "train.txt", 20, 1), str(teacher), tmp_path / "corpus")
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("the teacher's weights were loaded before the refusal")
+
+    monkeypatch.setattr("bertdistill.pipelines.general_distill.load_mlm_teacher", no_weights)
+    with pytest.raises(ValueError, match=r"RobertaForMaskedLM: a DistilBertForMaskedLM student \(the "
+                                         r"general_distilbert recipe's default student\) is mapped from BERT"):
+        _recipe({"teacher": teacher, "corpus": corpus}, tmp_path / "out").setup()
+    assert main(["general-distill", "--teacher", str(teacher), "--corpus", str(corpus),
+                 "--output", str(tmp_path / "out"), "--student-arch", "distilbert"]) == 2
+    err = capsys.readouterr().err
+    assert "pass --student-arch same" in err.lower() and "position ids" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- mlm-head options, hub ids
+
+
+def test_mlm_head_unfreezes_only_the_top_layers(mlm, tmp_path):
+    from bertdistill import TrainConfig, mlm_head
+
+    encoder = save_tiny_mlm(tmp_path / "encoder", kind="base")
+    train = TrainConfig(max_steps=3, lr=1e-2, batch_size=16, epochs=1.0, warmup_ratio=0.0)  # a TrainConfig works too
+    result = mlm_head(str(encoder), str(mlm["corpus"]), str(tmp_path / "head"), unfreeze_top_layers=1, train=train)
+    layer = 32 * 32 * 4 + 4 * 32 + 2 * 32 * 64 + 64 + 32 + 4 * 32  # attention, FFN and two LayerNorms
+    assert result["trainable_parameters"] == 32 * 32 + 32 + 2 * 32 + len(VOCAB) + layer
+    original = load_file(str(encoder / "model.safetensors"))
+    fitted = load_mlm_teacher(result["model_dir"]).state_dict()
+    changed = {key for key, value in original.items() if "pooler" not in key
+               and not torch.equal(fitted[key if key.startswith("bert.") else "bert." + key], value)}
+    top = {key for key in original if ".layer.1." in key}
+    assert changed == top  # every weight of the top layer moved; the lower layer and embeddings did not
+
+
+def test_hub_ids_get_one_clear_message_and_the_revision(mlm, tmp_path, monkeypatch, capsys):
+    import transformers
+
+    from bertdistill.models.loading import hub_options
+    from bertdistill.pipelines.stages import model_config
+
+    seen = []
+
+    def offline(name, *args, **kwargs):
+        seen.append((name, kwargs.get("revision")))
+        raise OSError(f"We couldn't connect to 'https://huggingface.co' to load the files of {name}")
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", offline)
+    runs = [["general-distill", "--teacher", "someone/mlm", "--corpus", str(mlm["corpus"])],  # checks the MLM head
+            ["general-distill", "--teacher", "someone/mlm", "--corpus", str(mlm["corpus"]), "--recipe",
+             "general_tinybert"],  # no logit term: the config is read directly
+            ["mlm-head", "--model", "someone/encoder", "--corpus", str(mlm["corpus"])]]
+    for argv in runs:
+        assert main([*argv, "--output", str(tmp_path / "out"), "--revision", "v2"]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "could not be loaded from the Hugging Face hub" in err, err
+    assert seen == [("someone/mlm", "v2"), ("someone/mlm", "v2"), ("someone/encoder", "v2")]
+    with hub_options(revision="v3"), pytest.raises(FileNotFoundError, match="'someone/student' is not a local"):
+        model_config("someone/student")  # a staged run's --student
+    assert seen[-1] == ("someone/student", "v3")

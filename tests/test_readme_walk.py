@@ -84,7 +84,8 @@ def test_readme_python_api_example_runs(own_csv, tiny_encoder_dir, capsys):
     assert (own_csv / "runs/api-student/student/config.json").is_file()
 
 
-@pytest.mark.parametrize("name", ["finetune", "distill", "evaluate", "predict", "embed", "demo"])
+@pytest.mark.parametrize("name", ["finetune", "distill", "evaluate", "predict", "embed", "demo", "mlm_head",
+                                  "general_distill"])
 def test_public_functions_have_typed_keywords_and_an_example(name):
     fn = getattr(bertdistill, name)
     assert callable(fn) and fn.__module__ == "bertdistill.api"
@@ -101,3 +102,7 @@ def test_training_options_as_dict_or_trainconfig():
     assert train_options(bertdistill.TrainConfig(epochs=2))["epochs"] == 2
     with pytest.raises(ValueError, match=r"unknown training option\(s\) \['lrr'\]"):
         train_options({"lrr": 1})
+    for call in (lambda: bertdistill.mlm_head("no/model", "no/corpus", train={"lrr": 1}),
+                 lambda: bertdistill.general_distill("no/teacher", "no/corpus", train={"lrr": 1})):
+        with pytest.raises(ValueError, match=r"unknown training option\(s\) \['lrr'\]"):
+            call()  # refused before anything is read

@@ -6,6 +6,7 @@ The public functions live in ``bertdistill.api`` and are reachable from here::
     bertdistill.finetune(data="reviews.csv", output="runs/teacher")
     bertdistill.distill("runs/teacher/best", data="reviews.csv", output="runs/student")
     bertdistill.predict("runs/student/student", ["a great film"])
+    bertdistill.general_distill("runs/mlm-teacher/model", "runs/corpus", output="runs/general")
 
 They are imported on first use, so ``import bertdistill`` (and ``bertdistill --help``)
 stays fast; ``help(bertdistill.distill)`` shows each one's keywords and an example.
@@ -23,7 +24,8 @@ import types
 
 __version__ = "0.1.0"
 
-__all__ = ["TrainConfig", "demo", "distill", "embed", "evaluate", "finetune", "load_task", "predict"]
+__all__ = ["TrainConfig", "demo", "distill", "embed", "evaluate", "finetune", "general_distill", "load_task",
+           "mlm_head", "predict"]
 
 
 class _Package(types.ModuleType):

@@ -276,16 +276,70 @@ def _with_model_labels(model: str, task: str | None, data, opts: dict) -> dict:
     return {**opts, "task_kind": saved["kind"], **({"labels": saved["labels"]} if saved["labels"] else {})}
 
 
-def mlm_head(model: str, corpus: str, output: str, **options) -> dict:
-    """Fit a masked-LM head on an encoder (frozen by default); the teacher lands in ``output/model``."""
+def mlm_head(model: str, corpus: str, output: str = "runs/mlm-teacher", *,
+             eval_corpus: str | None = None, unfreeze_top_layers: int = 0, train: TrainConfig | dict | None = None,
+             mlm_probability: float = 0.15, smoothing: float = 0.7, whole_word: bool = False,
+             max_eval_sequences: int | None = None, eval_batch_size: int = 16, eval_seed: int = 1234,
+             revision: str | None = None, trust_remote_code: bool = False, **options) -> dict:
+    """Fit a masked-LM head on an encoder (frozen by default); the teacher lands in ``output/model``.
+
+    ``corpus`` (and ``eval_corpus``, scored at the end) are folders written by
+    ``bertdistill corpus prepare`` with the model's tokenizer. ``unfreeze_top_layers`` also
+    trains the top K encoder layers. ``train``: a dict of the TrainConfig fields to change
+    from the head-fitting defaults (one epoch, lr 1e-3, batch 32) or a TrainConfig (every
+    field). Returns the results dict (``model_dir``, ``held_out`` accuracy and loss).
+
+    Example::
+
+        import bertdistill
+        result = bertdistill.mlm_head("minilm-l6", "runs/corpus/train", "runs/mlm-teacher",
+                                      eval_corpus="runs/corpus/test", train={"epochs": 1, "lr": 1e-3})
+        print(result["model_dir"], result["held_out"]["mlm_accuracy"])
+    """
     from .pipelines.mlm_head import MlmHeadConfig, MlmHeadRecipe
 
-    return MlmHeadRecipe(MlmHeadConfig(model=model, corpus=corpus, output=output, **options)).run()
+    config = MlmHeadConfig(model=model, corpus=corpus, output=output, eval_corpus=eval_corpus,
+                           unfreeze_top_layers=unfreeze_top_layers, mlm_probability=mlm_probability,
+                           smoothing=smoothing, whole_word=whole_word, max_eval_sequences=max_eval_sequences,
+                           eval_batch_size=eval_batch_size, eval_seed=eval_seed, train=train_options(train),
+                           **options)
+    with hub_options(revision=revision, trust_remote_code=trust_remote_code):
+        return MlmHeadRecipe(config).run()
 
 
-def general_distill(teacher: str, corpus: str, output: str, *, recipe: str = "general_distilbert", **options) -> dict:
-    """General (masked-LM) distillation on prepared shards; the student lands in ``output/student``."""
+def general_distill(teacher: str, corpus: str, output: str = "runs/general", *, recipe: str = "general_distilbert",
+                    eval_corpus: str | None = None, train: TrainConfig | dict | None = None,
+                    tokenizer: str | None = None, student_arch: str | None = None,
+                    student_layers: int | str | list[int] | None = None, student_config: dict | None = None,
+                    temperature: float | None = None, weights: dict[str, float] | None = None,
+                    mlm_probability: float = 0.15, smoothing: float = 0.7, whole_word: bool = False,
+                    max_eval_sequences: int | None = None, eval_batch_size: int = 16, eval_seed: int = 1234,
+                    init_only: bool = False, revision: str | None = None, trust_remote_code: bool = False,
+                    **options) -> dict:
+    """General (masked-LM) distillation on prepared shards; the student lands in ``output/student``.
+
+    ``teacher`` is a masked-LM checkpoint (folder, hub id; ``mlm_head`` makes one), ``corpus``
+    a folder written by ``bertdistill corpus prepare`` with its tokenizer. Defaults for the
+    student, the loss terms and training come from the YAML ``recipe`` (``general_distilbert``
+    or ``general_tinybert``); ``train`` (a dict: only its keys override the recipe's training
+    section; a TrainConfig: every field), ``temperature`` and ``weights`` override them.
+    RoBERTa teachers need ``student_arch="same"``. Returns the results dict (``student_dir``,
+    ``held_out`` scores of teacher and student when ``eval_corpus`` is given).
+
+    Example::
+
+        import bertdistill
+        result = bertdistill.general_distill("runs/mlm-teacher/model", "runs/corpus/train", "runs/general",
+                                             eval_corpus="runs/corpus/test", train={"max_steps": 1000})
+        print(result["student_dir"], result["held_out"]["student"]["mlm_accuracy"])
+    """
     from .pipelines.general_distill import GeneralDistillConfig, GeneralDistillRecipe
 
-    return GeneralDistillRecipe(GeneralDistillConfig(teacher=teacher, corpus=corpus, output=output, recipe=recipe,
-                                                     **options)).run()
+    config = GeneralDistillConfig(
+        teacher=teacher, corpus=corpus, output=output, recipe=recipe, eval_corpus=eval_corpus, tokenizer=tokenizer,
+        student_arch=student_arch, student_layers=student_layers, student_config=student_config,
+        temperature=temperature, weights=weights, mlm_probability=mlm_probability, smoothing=smoothing,
+        whole_word=whole_word, max_eval_sequences=max_eval_sequences, eval_batch_size=eval_batch_size,
+        eval_seed=eval_seed, init_only=init_only, train=train_options(train), **options)
+    with hub_options(revision=revision, trust_remote_code=trust_remote_code):
+        return GeneralDistillRecipe(config).run()

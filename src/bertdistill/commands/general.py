@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .options import output_dir
+from .options import add_model_args, model_options, output_dir
 
 TRAIN_FLAGS = {  # flag -> (type, TrainConfig field, help)
     "--epochs": (float, "epochs", "passes over the corpus (default: the recipe's)"),
@@ -90,6 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unfreeze-top-layers", type=int, default=0, help="also train the top K encoder layers")
     _masking(p)
     _training(p)
+    add_model_args(p)
     p.set_defaults(handler=_mlm_head)
 
     p = sub.add_parser("general-distill", help="general (pre-training) distillation of a masked-LM teacher on a corpus")
@@ -109,6 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="save the student as built (teacher layers or random) without distilling, for baselines")
     _masking(p)
     _training(p)
+    add_model_args(p)
     p.set_defaults(handler=_general_distill)
 
 
@@ -119,7 +121,7 @@ def _mlm_head(a: argparse.Namespace) -> dict:
         a.model, a.corpus, a.output, eval_corpus=a.eval_corpus,
         unfreeze_top_layers=a.unfreeze_top_layers, mlm_probability=a.mlm_probability, smoothing=a.smoothing,
         whole_word=a.whole_word, max_eval_sequences=a.max_eval_sequences, eval_batch_size=a.eval_batch_size,
-        train=_train_overrides(a),
+        train=_train_overrides(a), **model_options(a),
     )
 
 
@@ -132,5 +134,5 @@ def _general_distill(a: argparse.Namespace) -> dict:
         student_config=_json_object(a.student_config), temperature=a.temperature, weights=_weights(a.weight),
         mlm_probability=a.mlm_probability, smoothing=a.smoothing, whole_word=a.whole_word,
         max_eval_sequences=a.max_eval_sequences, eval_batch_size=a.eval_batch_size, init_only=a.init_only,
-        train=_train_overrides(a),
+        train=_train_overrides(a), **model_options(a),
     )

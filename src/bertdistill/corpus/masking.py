@@ -22,7 +22,8 @@ the k positions with the largest ``log(u) / w`` (u uniform) are a weighted sampl
 replacement, as ``torch.multinomial(w, k, replacement=False)`` would give.
 
 Whole-word masking (``whole_word=True``): positions are grouped into words (a word starts
-at a piece that is not a continuation piece, ``continuation[id]`` True for '##' pieces);
+at a piece that is not a continuation piece, ``continuation[id]`` True for '##' pieces, or
+for the pieces without a 'Ġ' / '▁' word-start marker: ``vocab.continuation_mask``);
 words are ranked by the key of their first piece and taken whole, in that order, skipping
 a word that would exceed the budget, until the budget is met (as BERT's whole-word masking
 does), so at most ``ceil(p x n)`` positions are chosen.
@@ -64,7 +65,7 @@ class MlmMasker:
         self.whole_word = bool(whole_word)
         if whole_word:
             if continuation is None:
-                raise ValueError("whole-word masking needs `continuation` (True for '##' pieces), "
+                raise ValueError("whole-word masking needs `continuation` (True for pieces that continue a word), "
                                  "e.g. bertdistill.corpus.continuation_mask(tokenizer)")
             continuation = torch.as_tensor(continuation, dtype=torch.bool).flatten()
             if continuation.numel() != vocab_size:

@@ -1,8 +1,9 @@
-"""What a prepared corpus records about its tokenizer: vocabulary hash, special ids, '##' pieces.
+"""What a prepared corpus records about its tokenizer: vocabulary hash, special ids, word pieces.
 
 A shard folder is only valid for the vocabulary it was tokenised with, so the folder keeps
 a hash of the vocabulary (token -> id pairs, sorted by id) and readers compare it with the
-tokenizer they are given.
+tokenizer they are given. :func:`continuation_mask` tells whole-word masking which pieces
+continue a word, for WordPiece ('##'), byte-level BPE ('Ġ') and sentencepiece ('▁') vocabularies.
 """
 
 from __future__ import annotations
@@ -50,12 +51,54 @@ def special_ids(tokenizer) -> dict[str, int]:
     return out
 
 
-def continuation_mask(tokenizer, prefix: str = "##"):
-    """Bool tensor over the vocabulary: True for word pieces that continue a word ('##ing')."""
+# How a vocabulary marks word boundaries: WordPiece marks the pieces that continue a word
+# ('##ing'); byte-level BPE (RoBERTa, GPT-2: 'Ġ') and sentencepiece (ALBERT, XLM-R, T5: '▁')
+# mark the pieces that start one, every other piece continuing the word before it.
+CONTINUATION_PREFIX = "##"
+WORD_START_MARKERS = ("\u0120", "\u2581")  # 'Ġ' (byte-level space), '▁' (sentencepiece space)
+
+
+def word_boundaries(tokenizer) -> tuple[str, str]:
+    """("continuation", "##") or ("start", marker): how ``tokenizer``'s pieces mark words.
+
+    The scheme whose marker begins the most vocabulary entries wins (a byte-level BPE
+    vocabulary holds a few literal '###' tokens, a WordPiece one no 'Ġ'). A vocabulary with
+    none of them (word-level, characters) cannot tell a word's pieces apart: ValueError
+    naming ``--whole-word``.
+    """
+    tokens = list(tokenizer.get_vocab())
+    counts = {CONTINUATION_PREFIX: sum(t.startswith(CONTINUATION_PREFIX) and len(t) > 2 for t in tokens)}
+    counts.update({m: sum(t.startswith(m) for t in tokens) for m in WORD_START_MARKERS})
+    marker = max(counts, key=counts.get)
+    if counts[marker] == 0:
+        raise ValueError(
+            f"--whole-word: the vocabulary of tokenizer {tokenizer_name(tokenizer)!r} marks neither the "
+            f"pieces that continue a word ('##', WordPiece) nor those that start one ('Ġ' byte-level BPE, "
+            f"'▁' sentencepiece), so the pieces of a word cannot be grouped; leave --whole-word out")
+    return ("continuation", marker) if marker == CONTINUATION_PREFIX else ("start", marker)
+
+
+def continuation_mask(tokenizer, prefix: str | None = None):
+    """Bool tensor over the vocabulary: True for pieces that continue a word.
+
+    With ``prefix`` given, the pieces that start with it ('##ing'). By default the scheme is
+    read from the vocabulary (:func:`word_boundaries`): WordPiece '##' pieces continue a word;
+    with byte-level BPE ('Ġ') or sentencepiece ('▁') every piece WITHOUT the word-start marker
+    continues one (so 'Ġun' 'bel' 'iev' 'able' is one word, and so is 'film' '.', as fairseq's
+    whole-word masking groups them). Special tokens are never continuations; a sequence's first
+    piece starts a word whatever it is, since the masker starts a word after any unmaskable
+    position. Raises ValueError (naming ``--whole-word``) for a vocabulary without markers.
+    """
     import torch
 
+    kind, marker = ("continuation", prefix) if prefix is not None else word_boundaries(tokenizer)
+    specials = set(getattr(tokenizer, "all_special_tokens", None) or [])
     mask = np.zeros(vocab_size(tokenizer), dtype=bool)
     for token, index in tokenizer.get_vocab().items():
-        if token.startswith(prefix) and len(token) > len(prefix):
-            mask[index] = True
+        if token in specials:
+            continue
+        if kind == "continuation":
+            mask[index] = token.startswith(marker) and len(token) > len(marker)
+        else:
+            mask[index] = not token.startswith(marker)
     return torch.from_numpy(mask)

@@ -16,7 +16,7 @@ import os
 
 from torch import nn
 
-from .loading import quiet_transformers, resolve_model
+from .loading import hub_errors, pretrained_kwargs, quiet_transformers, resolve_model
 
 MLM_HEAD_COMMAND = "bertdistill mlm-head --model {name} --corpus DIR --output DIR"
 
@@ -42,12 +42,13 @@ def _no_head(name: str, what: str, flag: str) -> NoMLMHeadError:
 
 def check_has_mlm_head(name: str | os.PathLike, *, flag: str = "--teacher", trust_remote_code: bool = False):
     """Read only the config of ``name``; raise :class:`NoMLMHeadError` if it is not a masked-LM
-    checkpoint. Returns the config (cheap: no weights are loaded)."""
+    checkpoint. Returns the config (cheap: no weights are loaded). A hub id that cannot be
+    fetched raises one clear FileNotFoundError; ``hub_options`` gives the revision."""
     from transformers import AutoConfig
 
     source = resolve_model(name)
-    with quiet_transformers():
-        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    with quiet_transformers(), hub_errors(name):
+        config = AutoConfig.from_pretrained(source, **pretrained_kwargs(trust_remote_code))
     archs = list(getattr(config, "architectures", None) or [])
     if archs and not any(a.endswith(_HEAD_ARCH_SUFFIXES) for a in archs):
         raise _no_head(str(name), f"the checkpoint is a {archs[0]}", flag)
@@ -74,10 +75,10 @@ def load_mlm_teacher(
 
     if require_head:
         check_has_mlm_head(name, flag=flag, trust_remote_code=trust_remote_code)
-    kwargs: dict = {"output_loading_info": True, "trust_remote_code": trust_remote_code}
+    kwargs: dict = {"output_loading_info": True, **pretrained_kwargs(trust_remote_code)}
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
-    with quiet_transformers():
+    with quiet_transformers(), hub_errors(name):
         model, info = AutoModelForMaskedLM.from_pretrained(resolve_model(name), **kwargs)
     missing = [k for k in info.get("missing_keys", ()) if k.startswith(HEAD_PREFIXES)]
     if missing and require_head:
@@ -95,18 +96,18 @@ def encoder_with_new_mlm_head(name: str | os.PathLike, *, attn_implementation: s
     from transformers import AutoConfig, BertForMaskedLM
 
     source = resolve_model(name)
-    with quiet_transformers():
-        config = AutoConfig.from_pretrained(source)
+    with quiet_transformers(), hub_errors(name):
+        config = AutoConfig.from_pretrained(source, **pretrained_kwargs())
     if config.model_type != "bert":
         raise ValueError(f"--model {name}: a {config.model_type} checkpoint; mlm-head fits a head on "
                          "BERT encoders (model_type 'bert'). RoBERTa and DistilBERT checkpoints "
                          "on the hub usually ship their MLM head: use them as teachers directly")
     config.tie_word_embeddings = True
     config.architectures = ["BertForMaskedLM"]
-    kwargs = {"config": config}
+    kwargs = {"config": config, **pretrained_kwargs()}
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
-    with quiet_transformers():
+    with quiet_transformers(), hub_errors(name):
         model = BertForMaskedLM.from_pretrained(source, **kwargs)
     if model.cls.predictions.decoder.weight is not model.bert.embeddings.word_embeddings.weight:
         raise RuntimeError("the MLM decoder is not tied to the word embeddings")

@@ -34,7 +34,8 @@ from ..distill.features import extract
 from ..distill.losses import LOSSES
 from ..distill.recipe import load_recipe
 from ..models.inputs import model_inputs
-from ..models.loading import load_tokenizer, quiet_transformers, resolve_model, save_model
+from ..models.loading import (hub_errors, load_tokenizer, pretrained_kwargs, quiet_transformers, resolve_model,
+                              save_model)
 from ..models.mlm import check_has_mlm_head, load_mlm_teacher
 from ..students import StudentInfo, build_student, student_from_config
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
@@ -97,12 +98,14 @@ class GeneralDistillRecipe:
         if wants_logits:
             teacher_config = check_has_mlm_head(cfg.teacher, flag="--teacher")
         else:
-            with quiet_transformers():
-                teacher_config = AutoConfig.from_pretrained(resolve_model(cfg.teacher))
+            with quiet_transformers(), hub_errors(cfg.teacher):
+                teacher_config = AutoConfig.from_pretrained(resolve_model(cfg.teacher), **pretrained_kwargs())
+        self._check_student_arch(teacher_config)
         tok_name = cfg.tokenizer or cfg.teacher
         self.tokenizer = load_tokenizer(tok_name)
         check_vocabulary(self.tokenizer, teacher_config, model_flag=f"--teacher {cfg.teacher}",
-                         tokenizer_name=f"--tokenizer {tok_name}" if cfg.tokenizer else f"of {tok_name}")
+                         tokenizer_name=f"--tokenizer {tok_name}" if cfg.tokenizer else f"of {tok_name}",
+                         model=cfg.teacher if cfg.tokenizer else None)
         self.shards, self.eval_shards = open_corpora(cfg, self.tokenizer)
         if cfg.student_config is not None and not isinstance(cfg.student_config, dict):
             raise ValueError(f"--student-config must be a JSON object, got {cfg.student_config!r}")
@@ -130,6 +133,24 @@ class GeneralDistillRecipe:
             epoch=lambda: self.loop.state.epoch)
         self.accelerator = make_accelerator(self.train_config)
         self.teacher.to(self.accelerator.device)
+
+    def _check_student_arch(self, teacher_config) -> None:
+        """A DistilBERT student is mapped from BERT (or DistilBERT) teachers only: refuse another
+        family from its config, before any weights load."""
+        cfg = self.config
+        arch = cfg.student_arch or self.recipe.student.get("arch", "distilbert")
+        family = getattr(teacher_config, "model_type", None)
+        if cfg.student_config is not None or arch != "distilbert" or family in ("bert", "distilbert"):
+            return
+        shown = ", ".join(getattr(teacher_config, "architectures", None) or []) or family
+        default = "" if cfg.student_arch else f" (the {self.recipe.name} recipe's default student)"
+        why = (" RoBERTa's position ids start at padding_idx + 1 and its LayerNorm eps is 1e-5 where DistilBERT "
+               "counts from 0 and hard-codes 1e-12, so the copied layers would not compute what the teacher "
+               "computes." if family == "roberta" else "")
+        raise ValueError(
+            f"--teacher {cfg.teacher} is a {shown}: a DistilBertForMaskedLM student{default} is mapped "
+            f"from BERT teachers only.{why} Pass --student-arch same (a shallower {family} masked-LM from the "
+            "teacher's layers, the way DistilRoBERTa is built) or --student-config for a random narrower student")
 
     def _build_student(self, attn: str):
         cfg = self.config

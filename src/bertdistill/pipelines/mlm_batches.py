@@ -6,6 +6,9 @@ corpus package (``bertdistill.corpus``: ``TokenShards``, ``ShardDataset``, ``Mlm
 
 * :func:`open_corpus` opens a folder written by ``bertdistill corpus prepare`` (memory-mapped,
   nothing is read yet) and checks it was tokenised with the model's tokenizer;
+* :func:`check_vocabulary` checks a tokenizer against the model: its ids must index the
+  model's embedding rows, and a tokenizer given apart from the model must have the same
+  vocabulary as the one saved with it (same hash as the corpus's ``meta.json`` keeps);
 * :func:`build_masker` makes DistilBERT's masker from the corpus's token counts;
 * :class:`EpochCollate` is the engine's collate: ``MlmCollator`` with the epoch the engine is
   in, so a sequence gets a new mask every epoch, seeded by (seed, epoch, sequence index) and
@@ -28,11 +31,17 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..corpus import (IGNORE, MlmCollator, MlmMasker, ShardDataset, TokenShards, continuation_mask,
-                      masking_probabilities)
+                      masking_probabilities, vocab_hash)
+from ..corpus.vocab import word_boundaries
 from ..data.encode import length_grouped_batches
 from ..models.inputs import model_inputs
+from ..models.loading import load_tokenizer, resolve_model
 
 PREPARE_HINT = "prepare one with `bertdistill corpus prepare --text FILE --tokenizer T --output DIR`"
+
+# Files that say a model folder holds its own tokenizer (WordPiece, byte-level BPE, sentencepiece).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model")
 
 
 def open_corpus(path: str | Path, tokenizer, *, flag: str = "--corpus") -> TokenShards:
@@ -55,21 +64,51 @@ def corpus_fingerprint(shards: TokenShards) -> str:
     return hashlib.sha256(f"{text}|{len(shards)}|{shards.meta.get('tokens')}".encode()).hexdigest()[:16]
 
 
-def check_vocabulary(tokenizer, config, *, model_flag: str, tokenizer_name: str) -> None:
-    """The tokenizer's ids must index the model's embedding rows (read from the config only)."""
+def saved_tokenizer(model: str):
+    """The tokenizer saved with ``model`` (folder, alias or hub id), or None when it has none."""
+    source = Path(resolve_model(model))
+    if source.is_dir() and not any((source / name).is_file() for name in TOKENIZER_FILES):
+        return None
+    try:
+        return load_tokenizer(model)
+    except (OSError, ValueError):  # a hub repository without tokenizer files
+        return None
+
+
+def check_vocabulary(tokenizer, config, *, model_flag: str, tokenizer_name: str, model: str | None = None) -> None:
+    """The tokenizer's ids must index the model's embedding rows (read from the config only).
+
+    With ``model`` (a tokenizer given apart from the model, ``--tokenizer``), a tokenizer saved
+    with the model must have the same vocabulary (token -> id, compared by the hash that a
+    prepared corpus keeps): the same size is not enough, an id would name another token."""
     size = getattr(config, "vocab_size", None)
     if size is not None and len(tokenizer) > int(size):
         raise ValueError(
             f"the tokenizer {tokenizer_name} has {len(tokenizer)} tokens but {model_flag} has "
             f"vocab_size {size}: ids from {size} upwards have no embedding. Use the tokenizer saved "
             f"with the model (and shards prepared with it)")
+    own = saved_tokenizer(model) if model is not None else None
+    if own is not None and vocab_hash(own) != vocab_hash(tokenizer):
+        raise ValueError(
+            f"the tokenizer {tokenizer_name} has another vocabulary than the one saved with {model_flag} "
+            f"({len(tokenizer)} and {len(own)} tokens, other token -> id pairs): the model would read its "
+            f"ids as other tokens. Leave --tokenizer out to use the model's own (and prepare the corpus "
+            f"with it: `bertdistill corpus prepare --tokenizer {model}`)")
+
+
+def check_masking(tokenizer, *, whole_word: bool = False) -> None:
+    """What masking needs from the tokenizer, checked before any weights load: a [MASK] token
+    and, for ``--whole-word``, a vocabulary that marks word pieces ('##', 'Ġ' or '▁')."""
+    if tokenizer.mask_token_id is None:
+        raise ValueError("the tokenizer has no [MASK] token; masked-LM training needs one")
+    if whole_word:
+        word_boundaries(tokenizer)
 
 
 def build_masker(shards: TokenShards, tokenizer, *, mlm_probability: float = 0.15,
                  smoothing: float = 0.7, whole_word: bool = False) -> MlmMasker:
     """DistilBERT masking: probabilities max(count, 1)^-smoothing from the corpus's counts."""
-    if tokenizer.mask_token_id is None:
-        raise ValueError("the tokenizer has no [MASK] token; masked-LM training needs one")
+    check_masking(tokenizer, whole_word=whole_word)
     probs = masking_probabilities(shards.token_counts, smoothing=smoothing, special_ids=tokenizer.all_special_ids)
     return MlmMasker(probs, mask_token_id=tokenizer.mask_token_id, vocab_size=shards.vocab_size,
                      mlm_probability=mlm_probability, whole_word=whole_word,
@@ -96,7 +135,9 @@ class EpochCollate:
 
 
 def open_corpora(cfg, tokenizer) -> tuple[TokenShards, TokenShards | None]:
-    """``cfg.corpus`` and the optional ``cfg.eval_corpus``, checked against ``tokenizer``."""
+    """``cfg.corpus`` and the optional ``cfg.eval_corpus``, checked against ``tokenizer`` (which
+    must also serve the masking ``cfg.whole_word`` asks for)."""
+    check_masking(tokenizer, whole_word=cfg.whole_word)
     held_out = open_corpus(cfg.eval_corpus, tokenizer, flag="--eval-corpus") if cfg.eval_corpus else None
     return open_corpus(cfg.corpus, tokenizer, flag="--corpus"), held_out
 

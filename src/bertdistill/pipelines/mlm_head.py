@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from accelerate.utils import set_seed
 
 from ..corpus import IGNORE
-from ..models.loading import load_tokenizer, quiet_transformers, resolve_model, save_model
+from ..models.loading import (hub_errors, load_tokenizer, pretrained_kwargs, quiet_transformers, resolve_model,
+                              save_model)
 from ..models.mlm import encoder_with_new_mlm_head, freeze_for_head_fitting
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
 from ..training.validate import check_output
@@ -79,9 +80,9 @@ class MlmHeadRecipe:
         cfg = self.config
         check_output(cfg.output)  # an existing file is refused before anything is read
         self.train_config = head_train_config(cfg.train)
+        with quiet_transformers(), hub_errors(cfg.model):
+            model_config = AutoConfig.from_pretrained(resolve_model(cfg.model), **pretrained_kwargs())
         self.tokenizer = load_tokenizer(cfg.model)
-        with quiet_transformers():
-            model_config = AutoConfig.from_pretrained(resolve_model(cfg.model))
         check_vocabulary(self.tokenizer, model_config, model_flag=f"--model {cfg.model}",
                          tokenizer_name=f"of {cfg.model}")
         # cheap checks first: the shards (memory-mapped) before any weights are loaded

@@ -33,7 +33,7 @@ from ..data.tasks import TASKS
 from ..distill.distiller import Distiller
 from ..distill.recipe import Recipe, load_recipe
 from ..distill.stages import Stage, parse_strategy, restrict_to_layer, strategy_stages
-from ..models.loading import resolve_model, save_model
+from ..models.loading import hub_errors, pretrained_kwargs, resolve_model, save_model
 from ..students.from_config import shape_sizes
 from ..students.layers import select_layers
 from .distill import DistillConfig, DistillRecipe
@@ -52,17 +52,18 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _model_config(path: str):
+def model_config(path: str):
     from transformers import AutoConfig
 
-    return AutoConfig.from_pretrained(resolve_model(path))
+    with hub_errors(path):
+        return AutoConfig.from_pretrained(resolve_model(path), **pretrained_kwargs())
 
 
 def student_shape(config: DistillConfig, recipe: Recipe, teacher_config) -> tuple[SimpleNamespace, list[int] | None]:
     """(the student's sizes as the distiller reads them, the teacher layers it copies or None),
     found from configs alone: no model is loaded."""
     if config.student:
-        c = _model_config(config.student)
+        c = model_config(config.student)
         sizes = {"hidden_size": c.hidden_size, "num_hidden_layers": c.num_hidden_layers,
                  "num_attention_heads": c.num_attention_heads}
         return SimpleNamespace(**sizes, num_labels=None), None
@@ -103,7 +104,7 @@ def plan_stages(recipe: Recipe, num_student_layers: int, teacher_layers: int,
 def preflight(config: DistillConfig, recipe: Recipe) -> list[tuple[Stage, list]]:
     """Check every stage's terms against the models' configs before any weights load;
     returns the planned stages. Raises ValueError naming the stage and the term."""
-    teacher_config = _model_config(config.teacher)
+    teacher_config = model_config(config.teacher)
     student, kept = student_shape(config, recipe, teacher_config)
     task = TASKS.get((config.task or "").strip().lower())
     kind = task.spec.kind if task is not None and task.spec is not None else None
