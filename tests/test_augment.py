@@ -279,3 +279,26 @@ def test_any_recipe_takes_an_augment_block(tiny_teacher, toy_task_dir, tmp_path)
     batch = r.collate(r.train_features[25:40])  # originals and copies in one batch
     total, parts = r.loss_step(r.module, batch)
     assert torch.isfinite(total) and set(parts) >= {"kd_kl", "hard"}
+
+
+def test_augment_command_reads_own_csv_with_the_shared_data_flags(tmp_path, capsys):
+    data = tmp_path / "reviews.csv"
+    data.write_text("body,stars\n" + "".join(
+        f"review number {i} was {'great' if i % 2 else 'dull'} and long,{'good' if i % 2 else 'bad'}\n"
+        for i in range(20)))
+    out = tmp_path / "aug.jsonl"
+    argv = ["augment", "--data", str(data), "--text-column", "body", "--label-column", "stars",
+            "--labels", "good,bad", "--method", "shuffle", "--copies", "2", "--output", str(out)]
+    assert main(argv + ["--validation-split", "0"]) == 0  # no --task: csv from the extension
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    originals = [r for r in rows if r["label"] is not None]
+    assert len(originals) == 20 and len(rows) > 20
+    assert all(r["text"].startswith("review number") for r in originals)
+    assert {r["label"] for r in originals if "great" in r["text"]} == {0}  # --labels sets the class ids
+    assert main(argv) == 0  # the default --validation-split 0.1 holds dev out of train, as distill does
+    assert sum(json.loads(line)["label"] is not None for line in out.read_text().splitlines()) == 18
+    capsys.readouterr()
+    assert main(["augment", "--data", str(data), "--text-column", "body", "--method", "shuffle",
+                 "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no label column 'label'" in err and len(err.strip().splitlines()) == 1

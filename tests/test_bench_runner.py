@@ -75,6 +75,26 @@ def test_benchmark_command_writes_json_and_refuses_bad_input(tiny_teacher, tmp_p
     assert "--lengths" in capsys.readouterr().err
 
 
+def test_benchmark_exports_on_the_way_read_own_csv_with_the_data_flags(tiny_teacher, tmp_path, capsys,
+                                                                      monkeypatch):
+    from conftest import toy_sentences
+
+    data = tmp_path / "reviews.csv"
+    data.write_text("review,sentiment\n" + "".join(f"{t},{y}\n" for t, y in toy_sentences(100, seed=6)))
+    exports = tmp_path / "exports"
+    assert main(["benchmark", str(tiny_teacher), "--names", "t", "--formats", "onnx-fp32", "--lengths", "8",
+                 "--runs", "2", "--warmup", "0", "--batch", "2", "--threads", "1", "--devices", "cpu",
+                 "--exports-dir", str(exports), "--data", str(data), "--text-column", "review",
+                 "--label-column", "sentiment"]) == 0
+    manifest = json.loads((exports / "t-onnx" / "export.json").read_text())
+    assert manifest["parity"]["inputs"] == "csv dev" and manifest["evaluation"]["examples"] == 10
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    assert main(["benchmark", "nothere"]) == 2  # a bare name: a hub id to resolve_model, no local folder
+    err = capsys.readouterr().err
+    assert "nothere is not a model folder" in err and "Errno" not in err
+
+
 def test_bilstm_student_is_benchmarked_in_pytorch_formats(tmp_path):
     """The word-level BiLSTM student is timed like the transformers (its own word vocabulary gives
     inputs of the exact length); ONNX formats, which it has no export for, are left out."""

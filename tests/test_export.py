@@ -37,6 +37,16 @@ def _tiny_saved(tmp_path, kind="classification", arch="bert"):
     return save_model(model, tok, tmp_path / f"{arch}-{kind}", task=task), task
 
 
+def _own_csv(folder: Path, n: int = 200) -> Path:
+    """The toy task as a user's single CSV: other column names, labels as words, an extra column."""
+    from conftest import toy_sentences
+
+    path = folder / "reviews.csv"
+    path.write_text("id,review,sentiment\n" + "".join(
+        f"{i},{text},{label}\n" for i, (text, label) in enumerate(toy_sentences(n, seed=5))))
+    return path
+
+
 def test_fp32_export_matches_pytorch_and_fuses(exported_fp32):
     out = exported_fp32["output"]
     assert is_exported(out)
@@ -140,6 +150,29 @@ def test_bad_input_errors_name_the_folder_or_option(tmp_path, exported_fp32, mon
     assert main(["export", str(path), "--format", "onnx-int8", "--output", str(tmp_path / "q")]) == 2
     err = capsys.readouterr().err
     assert "--format onnx-int8 needs onnxruntime.quantization" in err and not (tmp_path / "q").exists()
+
+
+def test_export_reads_own_csv_with_the_shared_data_flags(tiny_teacher, tmp_path, capsys):
+    data = _own_csv(tmp_path)
+    out = tmp_path / "own"
+    assert main(["export", str(tiny_teacher), "--output", str(out), "--data", str(data),
+                 "--text-column", "review", "--label-column", "sentiment", "--parity-examples", "8"]) == 0
+    manifest = json.loads((out / "export.json").read_text())
+    assert manifest["parity"]["inputs"] == "csv dev"  # the 10% held out of the single file
+    evaluation = manifest["evaluation"]
+    assert evaluation["examples"] == 20 and evaluation["metrics"]["pytorch"]["accuracy"] > 0.9
+    assert evaluation["metrics"]["onnx"]["accuracy"] == pytest.approx(evaluation["metrics"]["pytorch"]["accuracy"])
+    # the Python API takes the same options; a bad column is refused before any export work
+    with pytest.raises(ValueError, match="no 'text' or 'sentence' column"):
+        export_model(str(tiny_teacher), "onnx", tmp_path / "never", data=str(data),
+                     data_options={"label_column": "sentiment"})
+    assert not (tmp_path / "never").exists()
+    capsys.readouterr()
+    assert main(["export", str(tiny_teacher), "--output", str(tmp_path / "never"), "--data", str(data),
+                 "--text-column", "review", "--label-column", "stars"]) == 2
+    err = capsys.readouterr().err
+    assert "no label column 'stars'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "never").exists()
 
 
 def test_dynamo_exporter_matches_pytorch(tmp_path, capsys):

@@ -130,7 +130,8 @@ def formats_available(formats: Sequence[str], device: str) -> list[str]:
     return out
 
 
-def _onnx_folder(model_dir: str, name: str, fmt: str, data: str | None, exports_dir: str | None) -> str:
+def _onnx_folder(model_dir: str, name: str, fmt: str, data: str | None, exports_dir: str | None,
+                 task: str | None = None, data_options: dict | None = None) -> str:
     """The exported folder for ``fmt``: ``exports_dir/<name>-<format>`` or the sibling export, made if missing."""
     from ..export.package import default_output, export_model
 
@@ -140,12 +141,14 @@ def _onnx_folder(model_dir: str, name: str, fmt: str, data: str | None, exports_
         target = default_output(model_dir, EXPORT_FORMAT[fmt])
     if not is_exported(target):
         print(f"exporting {model_dir} to {EXPORT_FORMAT[fmt]} for the benchmark -> {target}")
-        export_model(model_dir, EXPORT_FORMAT[fmt], target, data=data)  # also scores it on dev when data loads
+        # also scores it on dev when data loads (read as task with the data flags' data_options)
+        export_model(model_dir, EXPORT_FORMAT[fmt], target, data=data, task=task, data_options=data_options)
     return str(target)
 
 
 def load_candidates(model_dir: str, name: str, formats: Sequence[str], devices: Sequence[str], *, threads: int,
-                    data: str | None = None, exports_dir: str | None = None) -> tuple[list[Candidate], dict]:
+                    data: str | None = None, exports_dir: str | None = None, task: str | None = None,
+                    data_options: dict | None = None) -> tuple[list[Candidate], dict]:
     """Candidates for one model folder (PyTorch or exported) and a description of the model."""
     if is_exported(model_dir):
         manifest = read_manifest(model_dir)
@@ -172,7 +175,8 @@ def load_candidates(model_dir: str, name: str, formats: Sequence[str], devices: 
                 cand = Candidate(name, fmt, device, size, _torch_call(net, device),
                                  _torch_prepare(family.inputs, device))
             else:
-                folder = exported.get(fmt) or _onnx_folder(str(model_dir), name, fmt, data, exports_dir)
+                folder = exported.get(fmt) or _onnx_folder(str(model_dir), name, fmt, data, exports_dir,
+                                                           task, data_options)
                 exported[fmt] = folder
                 session = OnnxModel(Path(folder) / ONNX_FILE, threads=threads, device=device)
                 cand = Candidate(name, fmt, device, (Path(folder) / ONNX_FILE).stat().st_size, session.run_numpy,
@@ -204,7 +208,8 @@ def summarise(times_ms: list[float]) -> dict:
 def run_benchmark(model_dirs: Sequence[str], *, formats: Sequence[str] = FORMATS, lengths: Sequence[int] = (16, 64, 128),
                   runs: int = 200, warmup: int = 10, throughput_batch: int = 32, throughput_runs: int | None = None,
                   threads: int | None = None, devices: Sequence[str] | None = None, data: str | None = None,
-                  names: Sequence[str] | None = None, exports_dir: str | None = None) -> dict:
+                  names: Sequence[str] | None = None, exports_dir: str | None = None, task: str | None = None,
+                  data_options: dict | None = None) -> dict:
     """Measure every model folder in every available format; returns the JSON-ready result."""
     from .machine import machine_info
 
@@ -222,7 +227,7 @@ def run_benchmark(model_dirs: Sequence[str], *, formats: Sequence[str] = FORMATS
     candidates, models = [], {}
     for model_dir, name in zip(model_dirs, names):
         cands, info = load_candidates(str(model_dir), name, formats, devices, threads=threads, data=data,
-                                      exports_dir=exports_dir)
+                                      exports_dir=exports_dir, task=task, data_options=data_options)
         tokenizer = info.pop("tokenizer")
         for length in lengths:
             for batch in (1, throughput_batch):

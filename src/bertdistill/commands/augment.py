@@ -1,6 +1,7 @@
 """``bertdistill augment``: write an augmented transfer set (JSON lines) for distillation.
 
     bertdistill augment --task sst2 --data DIR --method tang --copies 20 --output runs/sst2_tang.jsonl
+    bertdistill augment --data reviews.csv --label-column sentiment --method shuffle --output runs/aug.jsonl
     bertdistill augment --list
 
 The file keeps every original example (with its label) and adds up to N distinct copies
@@ -14,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from .options import add_data_args, data_options
+
 #: method option -> the CLI flag that sets it (None: not given)
 OPTION_FLAGS = ("p_mask", "p_pos", "p_ng", "max_ngram", "tagger", "p", "top_k", "mlm_model", "mode", "window")
 
@@ -21,8 +24,7 @@ OPTION_FLAGS = ("p_mask", "p_pos", "p_ng", "max_ngram", "tagger", "p", "top_k", 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("augment", help="write an augmented transfer set (Tang, TinyBERT, EDA-style, noise)")
     p.add_argument("--list", action="store_true", help="list the augmentation methods and their options")
-    p.add_argument("--task", default="rotten_tomatoes", help="task name (see `bertdistill tasks`)")
-    p.add_argument("--data", default=None, help="data folder or file; default: the task's offline default")
+    add_data_args(p, with_max_length=False)
     p.add_argument("--split", default="train", help="split to augment (default: train)")
     p.add_argument("--method", default="tang", help="augmentation family (see --list)")
     p.add_argument("--copies", type=int, default=20, help="N perturbed copies per example (duplicates dropped)")
@@ -68,7 +70,7 @@ def run_augment(args: argparse.Namespace) -> dict | None:
     from ..pipelines.finetune import _limit
 
     check_augment_spec({"method": args.method, "copies": args.copies, "subset": args.subset, "params": params})
-    data = load_task(args.task, args.data)
+    data = load_task(args.task, args.data, skip_bad_rows=args.skip_bad_rows, **data_options(args))
     examples = _limit(data.split(args.split), args.max_examples, args.seed)
     _, meta = build_transfer_set(examples, args.method, copies=args.copies, seed=args.seed, subset=args.subset,
                                  pair_sides=args.pair_sides, output=args.output, **params)

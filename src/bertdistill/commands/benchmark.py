@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from .export import export_data_options
+from .options import add_data_args
+
 
 def int_list(value: str, flag: str) -> list[int]:
     try:
@@ -16,7 +19,10 @@ def int_list(value: str, flag: str) -> list[int]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("benchmark", help="parameters, size, latency and throughput per format")
+    p = subparsers.add_parser("benchmark", help="parameters, size, latency and throughput per format",
+                              description="Time saved or exported models per format. ONNX exports made on the "
+                                          "way are parity-checked on the dev split of --data (read with the data "
+                                          "flags; --task defaults to the model's own task).")
     p.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR", help="saved or exported model folders")
     p.add_argument("--lengths", default="16,64,128", help="sequence lengths (comma-separated)")
     p.add_argument("--runs", type=int, default=200, help="timed batch-1 runs per length (at least 200 for p99)")
@@ -27,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="formats to time, comma-separated (default: all four)")
     p.add_argument("--devices", default=None, help="cpu,cuda (default: cpu, plus cuda when present)")
     p.add_argument("--names", default=None, help="display names, comma-separated, one per MODEL_DIR")
-    p.add_argument("--data", default=None, help="task data for the parity check of exports made on the way")
+    add_data_args(p, with_max_length=False)  # read for the parity check of ONNX exports made on the way
     p.add_argument("--exports-dir", default=None,
                    help="put ONNX exports made on the way here (default: beside each model folder)")
     p.add_argument("--output", default=None, help="write the JSON result here")
@@ -60,7 +66,8 @@ def run(args: argparse.Namespace) -> dict:
         family_of(read_manifest(model_dir)["source"] if is_exported(model_dir) else resolve_model(model_dir))
     result = run_benchmark(args.model_dirs, formats=formats, lengths=lengths, runs=args.runs, warmup=args.warmup,
                            throughput_batch=args.batch, threads=args.threads, devices=devices, data=args.data,
-                           names=names, exports_dir=args.exports_dir)
+                           task=args.task, data_options=export_data_options(args), names=names,
+                           exports_dir=args.exports_dir)
     print(format_table(result))
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
-from .options import add_model_args, model_options, output_dir
+from .options import add_model_args, json_option, model_options, output_dir, term_weights
 
 TRAIN_FLAGS = {  # flag -> (type, TrainConfig field, help)
     "--epochs": (float, "epochs", "passes over the corpus (default: the recipe's)"),
@@ -59,30 +57,6 @@ def _masking(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-batch-size", type=int, default=16, help="sequences per held-out forward (default: 16)")
 
 
-def _json_object(value: str | None) -> dict | None:
-    if value is None:
-        return None
-    text = value if value.strip().startswith("{") else Path(value).read_text()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--student-config: not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"--student-config must be a JSON object, got {value!r}")
-    return data
-
-
-def _weights(items: list[str]) -> dict | None:
-    out = {}
-    for item in items:
-        name, _, value = item.partition("=")
-        try:
-            out[name] = float(value)
-        except ValueError:
-            raise ValueError(f"--weight expects TERM=NUMBER, got {item!r}") from None
-    return out or None
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mlm-head", help="turn an encoder into a masked-LM teacher by fitting its MLM head on a corpus")
     p.add_argument("--model", default="minilm-l6", help="BERT encoder: folder, hub id or alias (minilm-l6)")
@@ -131,7 +105,8 @@ def _general_distill(a: argparse.Namespace) -> dict:
     return general_distill(
         a.teacher, a.corpus, a.output, recipe=a.recipe, eval_corpus=a.eval_corpus,
         tokenizer=a.tokenizer, student_arch=a.student_arch, student_layers=a.student_layers,
-        student_config=_json_object(a.student_config), temperature=a.temperature, weights=_weights(a.weight),
+        student_config=json_option("--student-config", a.student_config), temperature=a.temperature,
+        weights=term_weights(a.weight),
         mlm_probability=a.mlm_probability, smoothing=a.smoothing, whole_word=a.whole_word,
         max_eval_sequences=a.max_eval_sequences, eval_batch_size=a.eval_batch_size, init_only=a.init_only,
         train=_train_overrides(a), **model_options(a),

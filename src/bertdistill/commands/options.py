@@ -102,8 +102,9 @@ def comma_list(text: str) -> list[str]:
 
 # ---- groups ------------------------------------------------------------------------------------
 
-def add_data_args(p: argparse.ArgumentParser, *, max_length: int | None = 128) -> None:
-    """The data flags every data-reading command takes."""
+def add_data_args(p: argparse.ArgumentParser, *, max_length: int | None = 128, with_max_length: bool = True) -> None:
+    """The data flags every data-reading command takes (``with_max_length=False``: a command that
+    does not tokenise, such as ``augment``, leaves ``--max-length`` out)."""
     g = p.add_argument_group("data (your own: --data FILE.csv|.tsv|.jsonl or a folder of train/dev/test files)")
     g.add_argument("--task", default=None,
                    help="task name (see `bertdistill tasks`); default: csv/tsv/jsonl from --data's extension, "
@@ -125,6 +126,8 @@ def add_data_args(p: argparse.ArgumentParser, *, max_length: int | None = 128) -
     g.add_argument("--validation-split", type=fraction, default=0.1, metavar="FRACTION",
                    help="when the data has no dev split, hold out this seeded fraction of train as dev (0: off)")
     g.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (their count is reported)")
+    if not with_max_length:
+        return
     g.add_argument("--max-length", type=positive_int, default=max_length,
                    help="tokens per example after truncation" + ("" if max_length else " (default: the recipe's)"))
 

@@ -29,7 +29,7 @@ def masking_probabilities(token_counts, smoothing: float = 0.7, special_ids: Ite
     if (counts < 0).any():
         raise ValueError("token_counts has negative entries")
     if smoothing < 0:
-        raise ValueError(f"--mlm-smoothing must be >= 0, got {smoothing}")
+        raise ValueError(f"--smoothing must be >= 0, got {smoothing}")
     weights = np.maximum(counts.astype(np.float64), 1.0) ** -float(smoothing)
     specials = [int(i) for i in special_ids]
     bad = [i for i in specials if not 0 <= i < counts.size]

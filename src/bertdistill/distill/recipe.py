@@ -338,10 +338,11 @@ class Recipe:
         ``overrides``.
         """
         where = f"{self.source or self.name} (overrides)"
+        recipe = f"recipe {self.name}"
         new = copy.deepcopy(self)
         applied: dict[str, Any] = {}
         if temperature is not None:
-            temperature = _check_training_value("temperature", temperature, where)
+            temperature = _check_training_value("temperature", temperature, f"--temperature ({recipe})")
             new.terms = [dataclasses.replace(t, temperature=temperature)
                          if LOSSES[t.loss].uses_temperature else t for t in new.terms]
             new.training["temperature"] = temperature
@@ -350,19 +351,19 @@ class Recipe:
             names = new.term_names
             unknown = sorted(set(weights) - set(names))
             if unknown:
-                raise RecipeError(f"{where}: no term named {', '.join(unknown)}; terms: "
+                raise RecipeError(f"--weight: {recipe} has no term named {', '.join(unknown)}; terms: "
                                   f"{', '.join(names)}")
             replaced = []
             for t in new.terms:
                 if t.name in weights:
                     w = weights[t.name]
                     if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
-                        raise RecipeError(f"{where}: weight of term {t.name!r} must be a number "
+                        raise RecipeError(f"--weight: weight of term {t.name!r} must be a number "
                                           f">= 0, got {w!r}")
                     t = dataclasses.replace(t, weight=float(w))
                 replaced.append(t)
             if all(t.weight == 0 for t in replaced):
-                raise RecipeError(f"{where}: the weights leave every term at 0")
+                raise RecipeError(f"--weight: the weights leave every term at 0 ({recipe})")
             new.terms = replaced
             applied["weights"] = dict(weights)
         for key, value in training.items():

@@ -59,6 +59,11 @@ def model_type(model_dir: str | os.PathLike) -> str:
     """The ``model_type`` in a model folder's config.json (FileNotFoundError / ValueError naming it)."""
     folder = Path(resolve_model(model_dir))
     path = folder / "config.json"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{model_dir} is not a model folder: no such folder (give a folder saved by "
+                                "`bertdistill finetune`, `distill` or `export`)")
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir} is not a model folder: it has no config.json")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:

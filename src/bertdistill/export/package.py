@@ -20,6 +20,7 @@ from ..data import load_task
 from ..data.encode import Collator, encode
 from ..data.errors import DataError
 from ..data.examples import Example
+from ..data.tasks import GENERIC, infer_task
 from ..evaluation import evaluate_features
 from ..models.loading import LABELS_FILE, load_tokenizer, replace_dir, resolve_model, size_on_disk, task_from_labels
 from .families import family_of
@@ -32,6 +33,7 @@ FORMATS = ("onnx", "onnx-int8")
 # format -> (largest |logit difference|, smallest label agreement) accepted by the parity check
 BOUNDS = {"onnx": (1e-3, 0.99), "onnx-int8": (1.0, 0.95)}
 MIN_OPSET, MAX_OPSET = 14, 20
+VALIDATION_SPLIT = 0.1  # dev carved out of a single file, as by the commands and bertdistill.finetune/distill
 
 # used for the parity check only when the task's data cannot be read (no --data, no default copy)
 FALLBACK_TEXTS = [
@@ -87,21 +89,46 @@ def validate_export(model_dir: str, fmt: str, output: str | os.PathLike | None, 
     return source, family, out
 
 
-def parity_features(task, data, tokenizer, *, max_length: int, limit: int | None, task_name: str):
+def data_task(task, data, task_name: str | None) -> str | None:
+    """The task name to read ``data`` as: ``--task`` when given, else the model's task, except
+    that a model of a generic format (csv/tsv/jsonl) reads ``data`` by its own extension."""
+    if task_name is not None:
+        return task_name
+    if data is not None and task.name in GENERIC:
+        return None
+    return task.name
+
+
+def read_options(task, data, name: str | None, options: dict | None) -> dict:
+    """``options`` plus, for csv/tsv/jsonl data, the label names and kind saved with the model
+    (unless given), so that class ids mean what they meant in training; a single file's dev
+    split is the part fine-tuning held out (``validation_split``, unless given)."""
+    out = {"validation_split": VALIDATION_SPLIT, **(options or {})}
+    if data is None or "labels" in out or "task_kind" in out or task.kind not in ("classification", "regression"):
+        return out
+    if (name or infer_task(data)) not in GENERIC:
+        return out
+    return {**out, "task_kind": task.kind, **({"labels": list(task.labels)} if task.labels else {})}
+
+
+def parity_features(task, data, tokenizer, *, max_length: int, limit: int | None, task_name: str | None,
+                    data_options: dict | None = None):
     """Encoded real examples for parity / evaluation: the task's dev split, else FALLBACK_TEXTS.
 
-    Returns ``(features, labelled, where)``; ``labelled`` says whether they can be scored.
+    ``task_name`` (None: from ``data``'s extension) and ``data_options`` (``load_task``'s
+    keywords: the data flags) say how ``data`` is read. Returns ``(features, labelled, where)``;
+    ``labelled`` says whether they can be scored.
     """
     examples, where = None, ""
     try:
-        task_data = load_task(task_name, data)
+        task_data = load_task(task_name, data, **read_options(task, data, task_name, data_options))
     except (DataError, FileNotFoundError, ValueError, KeyError):
         if data is not None:
             raise
     else:
         split = next((s for s in ("dev", "test", "train") if s in task_data.splits), None)
         if split is not None:
-            examples, where = task_data.split(split), f"{task_name} {split}"
+            examples, where = task_data.split(split), f"{task_data.task.name} {split}"
     if examples is None:
         token_level = task.kind == "token_classification"
         examples = [Example(text=t.split() if token_level else t) for t in FALLBACK_TEXTS]
@@ -115,20 +142,34 @@ def parity_features(task, data, tokenizer, *, max_length: int, limit: int | None
 def export_model(model_dir: str, fmt: str = "onnx", output: str | os.PathLike | None = None, *,
                  opset: int = DEFAULT_OPSET, exporter: str = "torchscript", data: str | None = None,
                  max_length: int = 128, parity_examples: int = 256, max_logit_diff: float | None = None,
-                 min_agreement: float | None = None, evaluate: bool = True) -> dict:
-    """Export ``model_dir`` to ``fmt``; returns the manifest written as ``export.json``."""
+                 min_agreement: float | None = None, evaluate: bool = True, task: str | None = None,
+                 data_options: dict | None = None) -> dict:
+    """Export ``model_dir`` to ``fmt``; returns the manifest written as ``export.json``.
+
+    ``data`` (its dev split) feeds the parity check and the dev evaluation, read as ``task``
+    (default: the model's task; csv/tsv/jsonl from ``data``'s extension) with ``data_options``,
+    the keywords of ``load_task`` (``label_column``, ``text_column``, ...: the data flags).
+
+    Example::
+
+        export_model("runs/student/student", "onnx-int8", data="reviews.csv",
+                     data_options={"label_column": "sentiment"})
+    """
     source, family, out = validate_export(model_dir, fmt, output, opset=opset, exporter=exporter)
     bound_diff, bound_agree = BOUNDS[fmt]
     bound_diff = bound_diff if max_logit_diff is None else max_logit_diff
     bound_agree = bound_agree if min_agreement is None else min_agreement
-    task = task_from_labels(source)
+    spec = task_from_labels(source)
     tokenizer = load_tokenizer(source)
+    # the data is read first: a bad --data / column flag fails before any export work
+    features, labelled, where = parity_features(spec, data, tokenizer, max_length=max_length, limit=None,
+                                                task_name=data_task(spec, data, task), data_options=data_options)
     started = time.perf_counter()
     model = family.load(source, attn_implementation="eager").eval()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        token_level = task.kind == "token_classification"
+        token_level = spec.kind == "token_classification"
         print(f"exporting {source} ({model.config.model_type}) with the {exporter} exporter, opset {opset} ...")
         raw = export_onnx(model, family, tmp / "raw.onnx", opset=opset, exporter=exporter, token_level=token_level)
         fused = optimize_transformer(raw, tmp / "fp32.onnx", model, family)
@@ -140,18 +181,16 @@ def export_model(model_dir: str, fmt: str = "onnx", output: str | os.PathLike | 
         else:
             os.replace(tmp / "fp32.onnx", tmp / ONNX_FILE)
         exported = OnnxModel(tmp / ONNX_FILE, config=model.config)
-        features, labelled, where = parity_features(task, data, tokenizer, max_length=max_length, limit=None,
-                                                    task_name=task.name)
         collator = Collator(tokenizer.pad_token_id)
-        parity = compare(model, exported, features[:parity_examples], collator, regression=task.kind == "regression",
+        parity = compare(model, exported, features[:parity_examples], collator, regression=spec.kind == "regression",
                          max_diff=bound_diff, min_agreement=bound_agree)
         print(f"parity inputs: {where}")
         check_parity(parity, fmt)
         metrics = {}
         if evaluate and labelled:
             for name, net in (("pytorch", model), (fmt, exported)):
-                metrics[name] = evaluate_features(net, task, features, collator, device="cpu")
-            main = task.main_metric
+                metrics[name] = evaluate_features(net, spec, features, collator, device="cpu")
+            main = spec.main_metric
             print(f"{where} ({len(features)} examples) {main}: PyTorch fp32 {metrics['pytorch'][main]:.4f}, "
                   f"{fmt} {metrics[fmt][main]:.4f}")
         tokenizer.save_pretrained(tmp)
@@ -160,7 +199,7 @@ def export_model(model_dir: str, fmt: str = "onnx", output: str | os.PathLike | 
         shutil.copyfile(Path(__file__).with_name("predict_example.py"), tmp / "predict.py")
         manifest = {
             "format": fmt, "source": str(Path(source).resolve()), "model_type": model.config.model_type,
-            "task": task.name, "inputs": list(family.inputs), "opset": opset, "exporter": exporter,
+            "task": spec.name, "inputs": list(family.inputs), "opset": opset, "exporter": exporter,
             "fused_operators": fused, "operators": fusion_counts(tmp / ONNX_FILE), "parity": parity.as_dict() | {"inputs": where},
             "evaluation": {"data": where, "examples": len(features), "metrics": metrics} if metrics else None,
             "onnx_bytes": (tmp / ONNX_FILE).stat().st_size, "source_bytes": size_on_disk(source),

@@ -74,12 +74,14 @@ class StudentInfo:
         return asdict(self)
 
 
-def _check_count(n: object, teacher_layers: int, what: str) -> int:
+def _check_count(n: object, teacher_layers: int, given: str = "--student-layers ") -> int:
+    """A student depth the teacher allows; ``given`` says how it was given (the flag, or
+    ``num_layers=`` of the Python API)."""
     if isinstance(n, bool) or not isinstance(n, int):
-        raise ValueError(f"{what} must be an int, got {n!r}")
+        raise ValueError(f"{given}{n!r}: the number of student layers must be a whole number")
     if not 1 <= n <= teacher_layers:
         raise ValueError(
-            f"{what}={n} is not possible for a teacher with {teacher_layers} layers "
+            f"{given}{n} is not possible for a teacher with {teacher_layers} layers "
             f"(a student keeps between 1 and {teacher_layers} of them)"
         )
     return n
@@ -94,8 +96,8 @@ def _parse_string(spec: str) -> object:
     if re.fullmatch(r"\s*-?\d+\s*(,\s*-?\d+\s*)+,?\s*", text):
         return [int(part) for part in text.split(",") if part.strip()]
     raise ValueError(
-        f"unknown layer selection {spec!r}: use one of {', '.join(PRESETS)}, "
-        "a number of layers, or a list of teacher layer indices"
+        f"--student-layers: unknown layer selection {spec!r}: use one of {', '.join(PRESETS)}, "
+        "a number of layers, or a list of teacher layer indices like 0,2,4"
     )
 
 
@@ -113,17 +115,17 @@ def select_layers(
     if isinstance(teacher_layers, bool) or not isinstance(teacher_layers, int) or teacher_layers < 1:
         raise ValueError(f"teacher_layers must be a positive int, got {teacher_layers!r}")
     L = teacher_layers
-    if num_layers is not None:
-        _check_count(num_layers, L, "num_layers")
     if isinstance(spec, str):
         spec = _parse_string(spec)
+    if num_layers is not None and num_layers != spec:  # the CLI's --student-layers N gives both as N
+        _check_count(num_layers, L, "--student-layers: num_layers=")
 
     if isinstance(spec, str):
         if spec in EVERY_OTHER:
             kept = list(range(0 if spec == "every_other" else (L - 1) % 2, L, 2))
             if num_layers is not None and num_layers != len(kept):
                 raise ValueError(
-                    f"{spec!r} keeps {len(kept)} of {L} teacher layers, but num_layers={num_layers}; "
+                    f"--student-layers: {spec!r} keeps {len(kept)} of {L} teacher layers, but num_layers={num_layers}; "
                     "use 'skip', 'first', 'last' or a number of layers for another depth"
                 )
             return kept
@@ -135,33 +137,33 @@ def select_layers(
         return list(range(n))  # "first"
 
     if isinstance(spec, bool):
-        raise ValueError(f"layer selection must be a preset, an int or a list, got {spec!r}")
+        raise ValueError(f"--student-layers: expected a preset, a number or a list, got {spec!r}")
     if isinstance(spec, int):
-        n = _check_count(spec, L, "the number of student layers")
+        n = _check_count(spec, L)
         if num_layers is not None and num_layers != n:
-            raise ValueError(f"layers={n} contradicts num_layers={num_layers}")
+            raise ValueError(f"--student-layers {n} contradicts num_layers={num_layers}")
         return [i * L // n for i in range(n)]
 
     if not isinstance(spec, Sequence):
-        raise ValueError(f"layer selection must be a preset, an int or a list, got {spec!r}")
+        raise ValueError(f"--student-layers: expected a preset, a number or a list, got {spec!r}")
     kept = list(spec)
     if not kept:
-        raise ValueError(f"the list of teacher layers to keep is empty (the teacher has {L} layers)")
+        raise ValueError(f"--student-layers: the list of teacher layers to keep is empty (the teacher has {L} layers)")
     for pos, index in enumerate(kept):
         if isinstance(index, bool) or not isinstance(index, int):
-            raise ValueError(f"teacher layer index {index!r} (position {pos}) is not an int")
+            raise ValueError(f"--student-layers: teacher layer index {index!r} (position {pos}) is not a whole number")
         if not 0 <= index < L:
             raise ValueError(
-                f"teacher layer index {index} is out of range: the teacher has {L} layers "
+                f"--student-layers: teacher layer index {index} is out of range: the teacher has {L} layers "
                 f"(valid indices 0..{L - 1})"
             )
         if pos and index <= kept[pos - 1]:
             raise ValueError(
-                f"teacher layer index {index} (position {pos}) does not come after {kept[pos - 1]}: "
+                f"--student-layers: teacher layer index {index} (position {pos}) does not come after {kept[pos - 1]}: "
                 f"indices must be strictly increasing (the teacher has {L} layers)"
             )
     if num_layers is not None and num_layers != len(kept):
-        raise ValueError(f"the list {kept} keeps {len(kept)} layers, but num_layers={num_layers}")
+        raise ValueError(f"--student-layers: the list {kept} keeps {len(kept)} layers, but num_layers={num_layers}")
     return kept
 
 
