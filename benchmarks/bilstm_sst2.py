@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -33,8 +34,9 @@ from bertdistill.data import load_task  # noqa: E402
 from bertdistill.paths import shared_data_dir  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bilstm"
-WORK = Path("/work/artifacts/i8")
-TEACHER = "/work/artifacts/sst2-teacher/best"
+WORK = Path(os.environ.get("BILSTM_WORK", "/work/artifacts/i8"))  # transfer sets, recipes, runs, cache
+TEACHER = os.environ.get("SST2_TEACHER", "/work/artifacts/sst2-teacher/best")
+RESULTS = Path(os.environ.get("BILSTM_RESULTS", str(RESULTS)))
 DATA = str(shared_data_dir() / "sst2" / "glue")
 STUDENT = {"arch": "bilstm", "embeddings": "glove", "freeze_embeddings": False, "hidden_size": 150, "mlp_size": 200,
            "dropout": 0.1}
@@ -43,7 +45,10 @@ TRAINING = {"lr": 1.0e-3, "batch_size": 50, "warmup_ratio": 0.0, "weight_decay":
 
 
 def originals(n: int, seed: int = 0):
+    """A seeded subset of ``n`` SST-2 train phrases (all of them when ``n`` is 0 or too large)."""
     train = load_task("sst2", DATA).split("train")
+    if not n or n >= len(train):
+        return list(train)
     return [train[i] for i in sorted(random.Random(seed).sample(range(len(train)), n))]
 
 
@@ -136,7 +141,7 @@ def phase_latency(a) -> None:
     task = load_task("sst2", DATA)
     texts = [e.text for e in task.split("dev")][: a.texts]
     teacher, t_tok = load_task_model(TEACHER, task.task).eval(), load_tokenizer(TEACHER)
-    student_dir = WORK / "runs" / "bilstm_aug" / "student"
+    student_dir = WORK / "runs" / a.student_run / "student"
     student, s_tok = load_bilstm(student_dir)
     models = {"teacher": (teacher, lambda t: model_inputs(teacher, dict(t_tok(t, truncation=True, max_length=64,
                                                                                return_tensors="pt")))),
@@ -177,6 +182,7 @@ def main() -> None:
     ap.add_argument("--tf-copies", type=int, default=2)
     ap.add_argument("--texts", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--student-run", default="bilstm_aug", help="latency: the run folder (under WORK/runs) timed")
     a = ap.parse_args()
     torch.set_num_threads(1)
     phases = {"originals": phase_originals, "augment": phase_augment, "augment-tinybert": phase_augment_tinybert,

@@ -162,14 +162,19 @@ def test_shards_from_another_tokenizer_are_refused(mlm, tmp_path):
         _recipe({**mlm, "corpus": shards}, tmp_path / "out").setup()
 
 
-def test_tokenizer_of_the_same_size_with_another_vocabulary_is_refused(mlm, tmp_path, monkeypatch, capsys):
-    other = _reordered_tokenizer(mlm, tmp_path / "other_tok")
-    shards = prepare(write_text(tmp_path / "t.txt", 20, 5), str(other), tmp_path / "other_corpus")
-
+def _forbid_teacher_weights(monkeypatch) -> None:
+    """Make loading the teacher's weights fail the test: a refusal must come before it."""
     def no_weights(*args, **kwargs):
         raise AssertionError("the teacher's weights were loaded before the refusal")
 
     monkeypatch.setattr("bertdistill.pipelines.general_distill.load_mlm_teacher", no_weights)
+
+
+def test_tokenizer_of_the_same_size_with_another_vocabulary_is_refused(mlm, tmp_path, monkeypatch, capsys):
+    other = _reordered_tokenizer(mlm, tmp_path / "other_tok")
+    shards = prepare(write_text(tmp_path / "t.txt", 20, 5), str(other), tmp_path / "other_corpus")
+
+    _forbid_teacher_weights(monkeypatch)
     # the shards match --tokenizer, and --tokenizer has the teacher's size: only the vocabularies differ
     with pytest.raises(ValueError, match=rf"--tokenizer {other} has another vocabulary than the one saved "
                                          rf"with --teacher {mlm['teacher']} \({len(VOCAB)} and {len(VOCAB)} tokens"):
@@ -276,10 +281,7 @@ def test_roberta_teacher_with_the_default_distilbert_student_is_refused_before_l
     teacher = save_tiny_roberta_mlm(tmp_path / "teacher")
     corpus = prepare(write_text(tmp_path / "train.txt", 20, 1), str(teacher), tmp_path / "corpus")
 
-    def no_weights(*args, **kwargs):
-        raise AssertionError("the teacher's weights were loaded before the refusal")
-
-    monkeypatch.setattr("bertdistill.pipelines.general_distill.load_mlm_teacher", no_weights)
+    _forbid_teacher_weights(monkeypatch)
     with pytest.raises(ValueError, match=r"RobertaForMaskedLM: a DistilBertForMaskedLM student \(the "
                                          r"general_distilbert recipe's default student\) is mapped from BERT"):
         _recipe({"teacher": teacher, "corpus": corpus}, tmp_path / "out").setup()
