@@ -117,3 +117,14 @@ def test_bilstm_student_is_benchmarked_in_pytorch_formats(tmp_path):
     assert info["params_without_embeddings"] == info["params"] - model.embeddings.weight.numel()
     arrays = token_inputs(words, 16, 3)
     assert arrays["input_ids"].shape == (3, 16) and arrays["attention_mask"].all()
+
+
+def test_benchmark_onnx_sessions_do_not_spin(tiny_teacher):
+    """Timed interleaved with PyTorch on the same cores, an ONNX Runtime session whose idle
+    threads busy-wait slows the PyTorch candidate timed after it: the benchmark's sessions sleep."""
+    from bertdistill.bench.runner import load_candidates
+
+    candidates, _ = load_candidates(str(tiny_teacher), "t", ["onnx-fp32"], ["cpu"], threads=1)
+    options = candidates[0].call.__self__.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"

@@ -178,7 +178,10 @@ def load_candidates(model_dir: str, name: str, formats: Sequence[str], devices: 
                 folder = exported.get(fmt) or _onnx_folder(str(model_dir), name, fmt, data, exports_dir,
                                                            task, data_options)
                 exported[fmt] = folder
-                session = OnnxModel(Path(folder) / ONNX_FILE, threads=threads, device=device)
+                # no spinning: ONNX Runtime's threads otherwise busy-wait after each run and take the
+                # cores from the PyTorch candidate timed next (measured: teacher fp32 at 16 tokens
+                # 64.7 ms interleaved with spinning sessions, 10.2 ms without them)
+                session = OnnxModel(Path(folder) / ONNX_FILE, threads=threads, device=device, spinning=False)
                 cand = Candidate(name, fmt, device, (Path(folder) / ONNX_FILE).stat().st_size, session.run_numpy,
                                  _onnx_prepare(session.input_names))
             candidates.append(cand)

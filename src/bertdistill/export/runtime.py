@@ -55,12 +55,15 @@ class OnnxModel(torch.nn.Module):
     """An ONNX Runtime session behind the call signature of a Hugging Face task model."""
 
     def __init__(self, onnx_path: str | os.PathLike, *, threads: int | None = None, device: str = "cpu",
-                 config=None):
+                 config=None, spinning: bool = True):
         super().__init__()
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not spinning:  # idle ORT threads sleep instead of busy-waiting (see bench.runner)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1

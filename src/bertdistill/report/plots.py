@@ -38,8 +38,10 @@ def accuracy_latency_plot(points: Sequence[dict], path: str | Path, *, metric: s
     front = pareto_front(xy)
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
     ax.scatter([x for x, _ in xy], [y for _, y in xy], s=36, color="tab:blue", zorder=3)
-    for p, (x, y) in zip(points, xy):
-        ax.annotate(p["label"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    seen: dict[float, int] = {}
+    for p, (x, y) in sorted(zip(points, xy), key=lambda item: item[1][0]):
+        k = seen[round(y, 6)] = seen.get(round(y, 6), -1) + 1  # points of equal metric: labels above, below
+        ax.annotate(p["label"], (x, y), textcoords="offset points", xytext=(5, 4 if k % 2 == 0 else -11), fontsize=7)
     ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], color="tab:red", lw=1.2, zorder=2,
             label="Pareto front")
     ax.scatter([xy[i][0] for i in front], [xy[i][1] for i in front], s=110, facecolors="none",
