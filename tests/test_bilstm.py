@@ -180,3 +180,12 @@ def test_vector_vocab_adds_glove_words_with_their_vectors(tiny_teacher, toy_task
     unseen = words.words[-1]
     assert unseen in top
     assert torch.allclose(model.embeddings.weight[words.ids[unseen]], torch.from_numpy(glove.get(unseen)))
+
+
+def test_vector_vocab_defaults_to_glove_words_for_glove_students_only():
+    from bertdistill.pipelines.bilstm import DEFAULT_VECTOR_VOCAB, check_bilstm_student
+
+    assert check_bilstm_student({"embeddings": "glove"})["vector_vocab"] == DEFAULT_VECTOR_VOCAB
+    assert check_bilstm_student({})["vector_vocab"] == DEFAULT_VECTOR_VOCAB  # glove is the default
+    assert check_bilstm_student({"embeddings": "random"})["vector_vocab"] == 0
+    assert check_bilstm_student({"embeddings": "glove", "vector_vocab": 0})["vector_vocab"] == 0

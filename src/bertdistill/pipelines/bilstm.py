@@ -39,7 +39,10 @@ log = logging.getLogger(__name__)
 #: losses that compare sequence-level logits (or gold labels): the only ones a BiLSTM has
 BILSTM_LOSSES = ("logits_mse", "kd_kl", "soft_ce", "hard")
 BILSTM_DEFAULTS = {"embeddings": "glove", "freeze_embeddings": False, "embedding_dim": None, "hidden_size": 150,
-                   "mlp_size": 200, "dropout": 0.1, "min_freq": 1, "vector_vocab": 0}
+                   "mlp_size": 200, "dropout": 0.1, "min_freq": 1, "vector_vocab": None}
+#: GloVe words added to a glove student's vocabulary when the recipe does not say (measured on SST-2:
+#: dev 0.7718 -> 0.8555 with the Tang set, because dev words unseen in training keep their vectors)
+DEFAULT_VECTOR_VOCAB = 100_000
 
 
 def wants_bilstm(config: DistillConfig) -> bool:
@@ -77,6 +80,8 @@ def check_bilstm_student(student: dict) -> dict:
     ``vector_vocab`` (the N most frequent GloVe words added to the vocabulary) needs GloVe."""
     options = {**BILSTM_DEFAULTS, **{k: v for k, v in student.items() if k in BILSTM_DEFAULTS}}
     B.BiLSTMConfig(vocab_size=3, num_labels=1, embeddings=options["embeddings"])  # the embeddings choice
+    if options["vector_vocab"] is None:
+        options["vector_vocab"] = DEFAULT_VECTOR_VOCAB if options["embeddings"] == "glove" else 0
     n = options["vector_vocab"]
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"student.vector_vocab must be a whole number >= 0 (GloVe words added), got {n!r}")
