@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import platform
@@ -59,6 +60,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--peak-seconds", type=float, default=3.0)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--optimizer", choices=["fused", "foreach", "loop"], default="fused",
+                   help="AdamW kernels of the timed steps (the engine's default: fused)")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="also profile N steps per precision (torch.profiler): the ops by self CPU time, "
+                        "grouped (matmul, attention softmax, layer norm, optimizer, ...), in <out>/profile.json")
     p.add_argument("--out", default="runs/bench/peak_flops")
     return p.parse_args(argv)
 
@@ -70,6 +76,48 @@ def _loadavg():
         return None
 
 
+#: profiler op names -> the group a reader cares about (first match wins; the rest is "other")
+OP_GROUPS = (
+    ("matmul", ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::baddbmm",
+                "mkldnn", "aten::_scaled_dot_product")),
+    ("softmax", ("softmax",)),
+    ("layer norm", ("layer_norm",)),
+    ("gelu / activations", ("gelu", "tanh", "relu")),
+    ("optimizer", ("adam", "_foreach", "_fused")),
+    ("grad clipping", ("norm", "clamp")),
+    ("dropout", ("dropout", "bernoulli", "native_dropout")),
+    ("copies / casts / layout", ("copy_", "to_copy", "_to_copy", "contiguous", "clone", "cat", "transpose",
+                                 "view", "reshape", "permute", "expand", "index", "embedding", "fill_", "zero_")),
+    ("elementwise", ("add", "mul", "div", "sub", "where", "masked_fill", "sum", "mean", "pow", "sqrt", "exp", "log")),
+)
+
+
+def profile_steps(step, batches, out: Path, precision: str) -> dict:
+    """Self CPU time of every op over ``batches`` (torch.profiler), grouped by ``OP_GROUPS``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for batch in batches:
+            step(batch)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    groups: dict[str, float] = {}
+    ops = []
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total):
+        name = e.key.lower()
+        group = next((g for g, keys in OP_GROUPS if any(k in name for k in keys)), "other")
+        groups[group] = groups.get(group, 0.0) + e.self_cpu_time_total
+        ops.append({"op": e.key, "group": group, "self_cpu_ms": e.self_cpu_time_total / 1000 / len(batches),
+                    "calls_per_step": e.count / len(batches)})
+    (out / f"profile_{precision}.txt").write_text(events.table(sort_by="self_cpu_time_total", row_limit=40))
+    result = {"steps": len(batches), "self_cpu_ms_per_step": total / 1000 / len(batches),
+              "groups_share": {g: round(v / total, 4) for g, v in sorted(groups.items(), key=lambda kv: -kv[1])},
+              "top_ops": ops[:25]}
+    print(f"profile {precision}: " + ", ".join(f"{g} {100 * v:.1f}%" for g, v in result["groups_share"].items()),
+          flush=True)
+    return result
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -79,7 +127,7 @@ def main(argv=None) -> dict:
     from bertdistill.bench.flops import format_flops, matmul_peak, step_flops, utilisation
     from bertdistill.data.encode import length_grouped_batches
     from bertdistill.pipelines.distill import DistillConfig, DistillModule, DistillRecipe
-    from bertdistill.training.engine import _param_groups
+    from bertdistill.training.engine import make_optimizer
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -121,7 +169,7 @@ def main(argv=None) -> dict:
                                                       recipe.distiller.teacher_keys, cache_dir=cache_dir)
         finally:
             shutil.rmtree(cache_dir, ignore_errors=True)  # the cache is held in memory from here on
-    tc = recipe.train_config
+    tc = dataclasses.replace(recipe.train_config, optimizer=args.optimizer)
     lengths = [len(f["input_ids"]) for f in recipe.train_features]
     order = length_grouped_batches(lengths, args.batch_size, shuffle=True, seed=args.seed)
     need = args.warmup + args.steps
@@ -135,11 +183,11 @@ def main(argv=None) -> dict:
           f"(mean padded length {sum(b['input_ids'].shape[1] for b in batches[args.warmup:]) / args.steps:.1f})",
           flush=True)
 
-    rows = []
+    rows, profiles = [], {}
     for precision in ("fp32", "bf16"):
         student = copy.deepcopy(student0).train()
         module = DistillModule(student, recipe.distiller)
-        optimizer = torch.optim.AdamW(_param_groups(module, tc.weight_decay), lr=tc.lr)
+        optimizer = make_optimizer(module, tc)
         def step(batch, *, update=True):
             # = recipe.loss_step(module, batch) under autocast, except that cached teacher
             # features are looked up outside autocast: stacking the cache's fp16 tensors under
@@ -165,6 +213,8 @@ def main(argv=None) -> dict:
             start = time.perf_counter()
             step(batch)
             times.append(time.perf_counter() - start)
+        if args.profile:
+            profiles[precision] = profile_steps(step, batches[args.warmup: args.warmup + args.profile], out, precision)
         # FLOPs of the same batches, untimed (the counter slows what it watches)
         flops = [step_flops(lambda b=batch: step(b, update=False)) for batch in batches[args.warmup:]]
         seconds, total = sum(times), sum(flops)
@@ -212,7 +262,7 @@ def main(argv=None) -> dict:
         "teacher_cached": recipe.cache is not None, "student_kept_layers": recipe.student_info.kept,
         "student_parameters": params, "peaks": {"fp32": peaks["fp32"], "bf16": peaks["bf16"],
                                                 "size": args.peak_size, "seconds": args.peak_seconds},
-        "steps": rows, "settings": vars(args), "table": table,
+        "steps": rows, "profiles": profiles, "settings": vars(args), "table": table,
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "transformers": transformers.__version__, "threads": threads, "cpus": os.cpu_count()},
         "note": "FLOPs counted by torch.utils.flop_counter (matmuls, attention; not element-wise ops or the "

@@ -14,6 +14,7 @@ from pathlib import Path
 TRAIN_DEFAULTS = {  # bertdistill.training.engine.TrainConfig's defaults, shown by `finetune --help`
     "epochs": 3.0, "batch_size": 32, "lr": 5e-5, "weight_decay": 0.01, "warmup_ratio": 0.1,
     "max_grad_norm": 1.0, "grad_accum": 1, "seed": 42, "mixed_precision": "no",
+    "optimizer": "fused",
 }
 CACHE_HELP = "$BERTDISTILL_CACHE/teacher, else ~/.cache/bertdistill/teacher"
 
@@ -176,6 +177,9 @@ def add_train_args(p: argparse.ArgumentParser, *, defaults: bool) -> None:
     g.add_argument("--seed", type=int, default=d("seed"), help="seed of the run (data order, new weights)")
     g.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=d("mixed_precision"),
                    help="autocast precision")
+    g.add_argument("--optimizer", choices=["fused", "foreach", "loop"], default=d("optimizer"),
+                   help="AdamW kernels (same update): fused = one kernel per tensor, fastest; loop = torch's "
+                        "per-tensor element-wise ops")
     g.add_argument("--no-length-grouping", action="store_true", help="random batches instead of length-grouped ones")
     g.add_argument("--no-resume", action="store_true", help="start over even if the output folder has a checkpoint")
     g.add_argument("--log-with", default=None,
@@ -192,7 +196,7 @@ def train_overrides(a: argparse.Namespace) -> dict:
         "epochs": a.epochs, "max_steps": a.max_steps, "batch_size": a.batch_size, "lr": a.lr,
         "weight_decay": a.weight_decay, "warmup_ratio": a.warmup_ratio, "max_grad_norm": a.max_grad_norm,
         "grad_accum": a.grad_accum, "eval_every": a.eval_every, "save_every": a.save_every, "seed": a.seed,
-        "mixed_precision": a.mixed_precision, "log_with": a.log_with,
+        "mixed_precision": a.mixed_precision, "log_with": a.log_with, "optimizer": a.optimizer,
     }
     if a.no_length_grouping:
         out["group_by_length"] = False

@@ -60,6 +60,7 @@ class TrainConfig:
     log_every: int = 10
     resume: bool = True
     log_with: str | None = None        # accelerate trackers beside the JSONL log, e.g. "tensorboard"
+    optimizer: str = "fused"           # AdamW kernels: fused | foreach | loop (same maths; see OPTIMIZERS)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -92,7 +93,20 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
                        log_with=trackers or None, project_dir="trackers" if trackers else None)
 
 
-def _param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
+#: AdamW implementations (one update rule): ``fused`` = one kernel per tensor (torch's fused
+#: AdamW: the update reads and writes each tensor once), ``foreach`` = a few multi-tensor
+#: kernels, ``loop`` = torch's per-tensor loop of element-wise ops (its CPU default). Profiled
+#: on the SST-2 distillation step (2 CPU cores), the loop spent 56 of 148 ms in the update.
+OPTIMIZERS = ("fused", "foreach", "loop")
+
+
+def make_optimizer(module: torch.nn.Module, config: "TrainConfig") -> torch.optim.AdamW:
+    """AdamW over ``module``'s trainable parameters (no decay on biases and layer norms)."""
+    kernels = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}[config.optimizer]
+    return torch.optim.AdamW(param_groups(module, config.weight_decay), lr=config.lr, **kernels)
+
+
+def param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
     for name, param in module.named_parameters():
         if not param.requires_grad:
@@ -150,7 +164,7 @@ class TrainLoop:
             raise ValueError(f"lengths has {len(self.lengths)} entries for {len(features)} features")
         set_seed(config.seed)
         self.raw_module = module
-        self.optimizer = torch.optim.AdamW(_param_groups(module, config.weight_decay), lr=config.lr)
+        self.optimizer = make_optimizer(module, config)
         self.total_steps = self._total_steps()
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, int(config.warmup_ratio * self.total_steps), self.total_steps

@@ -47,6 +47,8 @@ def check_train_config(cfg) -> None:
     """A TrainConfig's numbers, with the flags that set them."""
     if cfg.mixed_precision not in ("no", "bf16", "fp16"):
         raise ValueError(f"--mixed-precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}")
+    if cfg.optimizer not in ("fused", "foreach", "loop"):
+        raise ValueError(f"--optimizer must be fused, foreach or loop, got {cfg.optimizer!r}")
     optional_positive_int(cfg.max_steps, "--max-steps")
     if cfg.max_steps is None:
         positive(cfg.epochs, "--epochs")
