@@ -111,19 +111,21 @@ def phase_run(a) -> None:
     }
     kd = [{"loss": "kd_kl", "weight": 1.0, "temperature": 2.0}, {"loss": "hard", "weight": 0.5}]
     three = {"arch": "same", "layers": [0, 2, 4]}
-    tf_training = {"lr": 5.0e-5, "batch_size": 32, "warmup_ratio": 0.1, "max_length": 64, "seed": 42}
+    tf_training = {"lr": 5.0e-5, "batch_size": 32, "warmup_ratio": 0.1, "max_length": 64, "seed": a.seed}
     transformer = {
         "tf": ("tf3_noaug", kd, 3, {"file": str(WORK / "sst2_tf_originals.jsonl")}),
         "tf_aug": ("tf3_tinybert", kd, 1, {"file": str(WORK / "sst2_tinybert.jsonl")}),
     }
     if a.name in transformer:
         name, terms, epochs, augment = transformer[a.name]
+        name += a.suffix
         path = recipe(name, terms, epochs, augment, student=three, training=tf_training)
     else:
         name, terms, epochs, augment = variants[a.name]
-        path = recipe(name + a.suffix, terms, epochs, augment)
+        name += a.suffix
+        path = recipe(name, terms, epochs, augment)
     start = time.time()
-    result = api.distill(TEACHER, "sst2", str(WORK / "runs" / (name + a.suffix)), DATA, recipe=path,
+    result = api.distill(TEACHER, "sst2", str(WORK / "runs" / name), DATA, recipe=path,
                          cache_dir=str(WORK / "cache"),
                          train={"seed": a.seed, "eval_every": a.eval_every}, eval_batch_size=64,
                          test_split=None if a.name in transformer else "test")  # tf runs: dev only (time)

@@ -21,6 +21,9 @@ for step in $steps; do case $step in
   sst2-student) run $step bertdistill distill --teacher $B/sst2-teacher/best --task sst2 --data $D/sst2/glue \
                   --recipe distilbert --student-layers every_other --output $B/sst2-student --epochs 1 \
                   --batch-size 32 --lr 1e-4 --max-length 64 --eval-every 500 --cache-dir $B/cache ;;
+  sst2-student-loop) run $step bertdistill distill --teacher $B/sst2-teacher/best --task sst2 --data $D/sst2/glue \
+                  --recipe distilbert --student-layers every_other --output $B/sst2-student-loop --epochs 1 \
+                  --batch-size 32 --lr 1e-4 --max-length 64 --eval-every 500 --cache-dir $B/cache --optimizer loop ;;
   textbrewer)   run $step python benchmarks/textbrewer_compare.py --steps 300 --teacher $B/sst2-teacher/best \
                   --batch-size 32 --max-length 64 --threads 2 --out $B/textbrewer ;;
   conll-teacher) run $step bertdistill finetune --task conll2003 --data $D/conll2003/iob2 --model minilm-l6 \
