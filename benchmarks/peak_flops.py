@@ -153,13 +153,17 @@ def main(argv=None) -> dict:
         teacher = FALLBACK_TEACHER
         note = f"FALLBACK: {DEFAULT_TEACHER} does not exist yet, using {FALLBACK_TEACHER} with a fresh head"
     print(f"teacher: {teacher} ({note})", flush=True)
+    scratch = tempfile.mkdtemp(prefix="recipe-", dir=out)  # the recipe writes its run config there; never kept
     config = DistillConfig(
-        teacher=teacher, task=args.task, data=args.data, output=str(out / "unused"), recipe=args.recipe,
+        teacher=teacher, task=args.task, data=args.data, output=scratch, recipe=args.recipe,
         max_length=args.max_length, max_train_examples=args.train_examples, cache_teacher=False,
         train={"batch_size": args.batch_size, "seed": args.seed},
     )
     recipe = DistillRecipe(config)
-    recipe.setup()
+    try:
+        recipe.setup()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     if args.cache:
         from bertdistill.distill.cache import TeacherCache
 

@@ -26,6 +26,9 @@ for step in $steps; do case $step in
                   --batch-size 32 --lr 1e-4 --max-length 64 --eval-every 500 --cache-dir $B/cache --optimizer loop ;;
   textbrewer)   run $step python benchmarks/textbrewer_compare.py --steps 300 --teacher $B/sst2-teacher/best \
                   --batch-size 32 --max-length 64 --threads 2 --out $B/textbrewer ;;
+  textbrewer-epoch) run $step python benchmarks/textbrewer_compare.py --epochs 1 --teacher $B/sst2-teacher/best \
+                  --batch-size 32 --max-length 64 --threads 2 --runs tb_dynamic,ours_cache,ours_live_random \
+                  --seed ${SEED:-42} --out $B/textbrewer-epoch-s${SEED:-42} ;;
   conll-teacher) run $step bertdistill finetune --task conll2003 --data $D/conll2003/iob2 --model minilm-l6 \
                   --output $B/conll-teacher --epochs 2 --batch-size 32 --lr 1e-4 --max-length 128 ;;
   conll-student) run $step bertdistill distill --teacher $B/conll-teacher/best --task conll2003 --data $D/conll2003/iob2 \

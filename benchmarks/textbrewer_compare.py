@@ -61,6 +61,9 @@ import time
 from pathlib import Path
 
 DEFAULT_TEACHER = "runs/bench/sst2-teacher/best"
+#: every run the script knows; ``--runs`` picks some
+RUNS = ("tb_dynamic", "tb_maxlen", "ours_cache", "ours_live", "ours_cache_random", "ours_live_random")
+ABLATIONS = ("ours_live", "ours_cache_random", "ours_live_random")
 FALLBACK_TEACHER = "minilm-l6"
 
 
@@ -73,6 +76,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--task", default="sst2")
     p.add_argument("--data", default=None, help="task data (default: the shared SST-2 copy)")
     p.add_argument("--steps", type=int, default=300, help="optimizer steps per run")
+    p.add_argument("--epochs", type=float, default=None,
+                   help="train this many epochs of the train split instead of --steps (e.g. 1: a full run)")
+    p.add_argument("--optimizer", default="fused", choices=["fused", "foreach", "loop"],
+                   help="AdamW kernels, the same for both tools (bertdistill's make_optimizer)")
+    p.add_argument("--runs", default=",".join(RUNS),
+                   help=f"comma-separated runs of {', '.join(RUNS)} (tb_dynamic and ours_cache are always run)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--layers", default="0,2,4", help="teacher layers the student keeps")
@@ -88,7 +97,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="epochs of a full training over which the one-off cache build is amortised")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--no-ablations", action="store_true",
-                   help="skip the bertdistill live-teacher and random-batch runs")
+                   help="skip the bertdistill ablations (live teacher, shuffled batches)")
     p.add_argument("--progress", action="store_true", help="show the tools' progress bars")
     p.add_argument("--keep-work", action="store_true",
                    help="keep the per-run folders (checkpoints, teacher cache) under --out")
@@ -153,16 +162,6 @@ def loadavg() -> list[float] | None:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return None
-
-
-def param_groups(model, weight_decay: float) -> list[dict]:
-    """AdamW groups as bertdistill's TrainLoop makes them: no decay on 1-D params / LayerNorm."""
-    decay, plain = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (plain if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
 
 
 def bert_adaptor(batch, outputs):
@@ -258,6 +257,7 @@ def run_textbrewer(recipe, student0, kept, args, work: Path, *, pad_to_max: bool
     from transformers import get_linear_schedule_with_warmup
 
     from bertdistill.data.encode import Collator
+    from bertdistill.training.engine import make_optimizer
 
     student = copy.deepcopy(student0)
     seed_everything(args.seed)
@@ -270,7 +270,7 @@ def run_textbrewer(recipe, student0, kept, args, work: Path, *, pad_to_max: bool
     load_before = loadavg()
     with StepClock() as clock:
         start = time.perf_counter()
-        optimizer = torch.optim.AdamW(param_groups(student, args.weight_decay), lr=args.lr)
+        optimizer = make_optimizer(student, recipe.train_config)  # the same AdamW as bertdistill's runs
         distiller = make_tb_distiller(recipe.teacher, student, kept, args, str(out_dir))
         with distiller:
             distiller.train(optimizer, loader, num_steps=args.steps, scheduler_class=get_linear_schedule_with_warmup,
@@ -338,7 +338,8 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         acc = "" if r.get("dev_accuracy") is None else f"{r['dev_accuracy']:.4f}"
         lines.append([r["label"], f"{r['samples_per_s']:.1f}", f"{r['speedup_vs_tb_dynamic']:.2f}x",
-                      f"{r['speedup_vs_tb_maxlen']:.2f}x", acc, r.get("note", "")])
+                      "-" if r["speedup_vs_tb_maxlen"] is None else f"{r['speedup_vs_tb_maxlen']:.2f}x", acc,
+                      r.get("note", "")])
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
     out = []
     for k, line in enumerate(lines):
@@ -367,8 +368,20 @@ def _quiet_progress_bars() -> None:
         module.tqdm = quiet
 
 
+def selected_runs(args) -> set[str]:
+    """The runs asked for by ``--runs`` / ``--no-ablations``; unknown names are refused before any work."""
+    names = {n.strip() for n in args.runs.split(",") if n.strip()}
+    unknown = sorted(names - set(RUNS))
+    if unknown:
+        raise SystemExit(f"--runs: unknown run(s) {', '.join(unknown)}; known: {', '.join(RUNS)}")
+    if args.no_ablations:
+        names -= set(ABLATIONS)
+    return names | {"tb_dynamic", "ours_cache"}
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    wanted = selected_runs(args)
     if not args.progress:
         os.environ.setdefault("TQDM_DISABLE", "1")
     import logging
@@ -424,7 +437,12 @@ def main(argv=None) -> dict:
     recipe.setup()
     setup_seconds = time.perf_counter() - t
     n_train = len(recipe.train_features)
+    if args.epochs:
+        args.steps = math.ceil(args.epochs * n_train / args.batch_size)
+        recipe.train_config.max_steps = args.steps
+    recipe.train_config.optimizer = args.optimizer
     print(f"setup {setup_seconds:.1f} s: {n_train} train / {len(recipe.dev_features)} dev examples, "
+          f"{args.steps} steps per run, AdamW kernels {args.optimizer!r} on both sides, "
           f"teacher keys {recipe.distiller.teacher_keys}", flush=True)
 
     # one student, deep-copied for every run
@@ -446,7 +464,8 @@ def main(argv=None) -> dict:
     runs: dict[str, dict] = {}
     print("runs:", flush=True)
     runs["tb_dynamic"] = run_textbrewer(recipe, student0, kept, args, work, pad_to_max=False, name="tb_dynamic")
-    runs["tb_maxlen"] = run_textbrewer(recipe, student0, kept, args, work, pad_to_max=True, name="tb_maxlen")
+    if "tb_maxlen" in wanted:
+        runs["tb_maxlen"] = run_textbrewer(recipe, student0, kept, args, work, pad_to_max=True, name="tb_maxlen")
 
     cache_dir = work / "teacher-cache"
     t = time.perf_counter()
@@ -458,17 +477,18 @@ def main(argv=None) -> dict:
           f"({cache_bytes / 2**20:.0f} MiB)", flush=True)
     runs["ours_cache"] = run_bertdistill(recipe, student0, args, work, cache=cache, group_by_length=True,
                                          name="ours_cache")
-    if not args.no_ablations:
-        runs["ours_live"] = run_bertdistill(recipe, student0, args, work, cache=None, group_by_length=True,
-                                            name="ours_live")
-        runs["ours_cache_random"] = run_bertdistill(recipe, student0, args, work, cache=cache,
-                                                    group_by_length=False, name="ours_cache_random")
+    ablations = {"ours_live": (None, True), "ours_cache_random": (cache, False), "ours_live_random": (None, False)}
+    for name, (run_cache, grouped) in ablations.items():
+        if name in wanted:
+            runs[name] = run_bertdistill(recipe, student0, args, work, cache=run_cache, group_by_length=grouped,
+                                         name=name)
     del cache
 
     teacher_acc = evaluate(recipe.teacher, recipe, 64)
 
     # ---- rows
-    base_dyn, base_max = runs["tb_dynamic"]["samples_per_s"], runs["tb_maxlen"]["samples_per_s"]
+    base_dyn = runs["tb_dynamic"]["samples_per_s"]
+    base_max = runs["tb_maxlen"]["samples_per_s"] if "tb_maxlen" in runs else None
     ours = runs["ours_cache"]
     with_build = ours["examples"] / (ours["train_seconds"] + cache_seconds)
     per_sample = 1 / ours["samples_per_s"] + cache_seconds / (args.amortise_epochs * n_train)
@@ -476,8 +496,6 @@ def main(argv=None) -> dict:
     rows = [
         {"label": "TextBrewer, dynamic padding", "samples_per_s": base_dyn,
          "dev_accuracy": runs["tb_dynamic"]["dev_accuracy"], "note": "baseline; shuffled batches"},
-        {"label": f"TextBrewer, padded to {args.max_length}", "samples_per_s": base_max,
-         "dev_accuracy": runs["tb_maxlen"]["dev_accuracy"], "note": "as TextBrewer's examples feed data"},
         {"label": "bertdistill, cache + length groups", "samples_per_s": ours["samples_per_s"],
          "dev_accuracy": ours["dev_accuracy"], "note": "loop only, cache already built"},
         {"label": "  incl. cache build (this run)", "samples_per_s": with_build, "dev_accuracy": None,
@@ -485,13 +503,17 @@ def main(argv=None) -> dict:
         {"label": f"  cache build amortised, {args.amortise_epochs:g} epochs", "samples_per_s": amortised,
          "dev_accuracy": None, "note": f"build / ({args.amortise_epochs:g} x {n_train}) added per sample"},
     ]
-    if "ours_live" in runs:
-        rows.append({"label": "bertdistill, live teacher + length groups",
-                     "samples_per_s": runs["ours_live"]["samples_per_s"],
-                     "dev_accuracy": runs["ours_live"]["dev_accuracy"], "note": "ablation: no cache"})
-        rows.append({"label": "bertdistill, cache + shuffled batches",
-                     "samples_per_s": runs["ours_cache_random"]["samples_per_s"],
-                     "dev_accuracy": runs["ours_cache_random"]["dev_accuracy"], "note": "ablation: no length groups"})
+    if "tb_maxlen" in runs:
+        rows.insert(1, {"label": f"TextBrewer, padded to {args.max_length}", "samples_per_s": base_max,
+                        "dev_accuracy": runs["tb_maxlen"]["dev_accuracy"], "note": "as TextBrewer's examples feed data"})
+    labels = {"ours_live": ("bertdistill, live teacher + length groups", "ablation: no cache"),
+              "ours_cache_random": ("bertdistill, cache + shuffled batches", "ablation: no length groups"),
+              "ours_live_random": ("bertdistill, live teacher + shuffled batches",
+                                   "engine alone: TextBrewer's work per step")}
+    for name, (label, note) in labels.items():
+        if name in runs:
+            rows.append({"label": label, "samples_per_s": runs[name]["samples_per_s"],
+                         "dev_accuracy": runs[name]["dev_accuracy"], "note": note})
     break_even = {"vs_textbrewer_dynamic_steps": _break_even(cache_seconds, base_dyn, ours["samples_per_s"],
                                                              args.batch_size)}
     if "ours_live" in runs:
@@ -499,8 +521,12 @@ def main(argv=None) -> dict:
             cache_seconds, runs["ours_live"]["samples_per_s"], ours["samples_per_s"], args.batch_size)
     for r in rows:
         r["speedup_vs_tb_dynamic"] = r["samples_per_s"] / base_dyn
-        r["speedup_vs_tb_maxlen"] = r["samples_per_s"] / base_max
+        r["speedup_vs_tb_maxlen"] = r["samples_per_s"] / base_max if base_max else None
 
+    end_to_end = {"textbrewer_seconds": runs["tb_dynamic"]["train_seconds"],
+                  "bertdistill_seconds": cache_seconds + ours["train_seconds"],
+                  "bertdistill_cache_build_seconds": cache_seconds}
+    end_to_end["speedup"] = end_to_end["textbrewer_seconds"] / end_to_end["bertdistill_seconds"]
     text = table(rows)
     header = (f"{args.task} · teacher {teacher_name} (dev acc {teacher_acc:.4f}) · student layers {kept} · "
               f"{args.steps} steps x batch {args.batch_size} · max_length {args.max_length} · "
@@ -508,6 +534,9 @@ def main(argv=None) -> dict:
     print()
     print(header)
     print(text)
+    print(f"end to end, {args.steps} steps: TextBrewer {end_to_end['textbrewer_seconds']:.1f} s (training loop), "
+          f"bertdistill {end_to_end['bertdistill_seconds']:.1f} s (cache build {cache_seconds:.1f} s + training loop): "
+          f"{end_to_end['speedup']:.2f}x")
     steps_per_epoch = math.ceil(n_train / args.batch_size)
     for key, label in (("vs_textbrewer_dynamic_steps", "TextBrewer (dynamic padding)"),
                        ("vs_bertdistill_live_teacher_steps", "bertdistill with the live teacher")):
@@ -535,7 +564,7 @@ def main(argv=None) -> dict:
         "setup_seconds": setup_seconds,
         "teacher_cache": {"build_seconds": cache_seconds, "bytes": cache_bytes, "examples": n_train,
                           "dtype": "float16", "keys": recipe.distiller.teacher_keys},
-        "runs": runs, "rows": rows, "table": text,
+        "runs": runs, "rows": rows, "table": text, "end_to_end": end_to_end,
         "cache_break_even": {**break_even, "steps_per_epoch": math.ceil(n_train / args.batch_size)},
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "transformers": transformers.__version__, "textbrewer": textbrewer.__version__,
