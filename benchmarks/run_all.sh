@@ -24,6 +24,11 @@ for step in $steps; do case $step in
   sst2-student-loop) run $step bertdistill distill --teacher $B/sst2-teacher/best --task sst2 --data $D/sst2/glue \
                   --recipe distilbert --student-layers every_other --output $B/sst2-student-loop --epochs 1 \
                   --batch-size 32 --lr 1e-4 --max-length 64 --eval-every 500 --cache-dir $B/cache --optimizer loop ;;
+  sst2-student-grouped|sst2-student-shuffled)  # issue 11: one more seed (SEED=1 ...) of the student job above
+                batching=${step#sst2-student-}; flag=""; [ $batching = shuffled ] && flag=--no-length-grouping
+                run $step-s${SEED:-42} bertdistill distill --teacher $B/sst2-teacher/best --task sst2 --data $D/sst2/glue \
+                  --recipe distilbert --student-layers every_other --output $B/$step-s${SEED:-42} --epochs 1 \
+                  --batch-size 32 --lr 1e-4 --max-length 64 --eval-every 500 --cache-dir $B/cache --seed ${SEED:-42} $flag ;;
   textbrewer)   run $step python benchmarks/textbrewer_compare.py --steps 300 --teacher $B/sst2-teacher/best \
                   --batch-size 32 --max-length 64 --threads 2 --out $B/textbrewer ;;
   textbrewer-epoch) run $step python benchmarks/textbrewer_compare.py --epochs 1 --teacher $B/sst2-teacher/best \

@@ -370,6 +370,8 @@ def _quiet_progress_bars() -> None:
 
 def selected_runs(args) -> set[str]:
     """The runs asked for by ``--runs`` / ``--no-ablations``; unknown names are refused before any work."""
+    if args.epochs is not None and args.epochs <= 0:
+        raise SystemExit(f"--epochs must be positive, got {args.epochs}")
     names = {n.strip() for n in args.runs.split(",") if n.strip()}
     unknown = sorted(names - set(RUNS))
     if unknown:
