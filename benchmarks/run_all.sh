@@ -24,16 +24,21 @@ for step in $steps; do case $step in
   sst2-student-loop) run $step bertdistill distill --teacher $B/sst2-teacher/best --task sst2 --data $D/sst2/glue \
                   --recipe distilbert --student-layers every_other --output $B/sst2-student-loop --epochs 1 \
                   --batch-size 32 --lr 1e-4 --max-length 64 --eval-every 500 --cache-dir $B/cache --optimizer loop ;;
-  sst2-student-grouped|sst2-student-shuffled)  # issue 11: one more seed (SEED=1 ...) of the student job above
+  sst2-student-grouped|sst2-student-shuffled|sst2-student-bf16)  # issue 11: one more seed (SEED=1 ...) of the student job above
                 batching=${step#sst2-student-}; flag=""; [ $batching = shuffled ] && flag=--no-length-grouping
+                [ $batching = bf16 ] && flag="--mixed-precision bf16"
                 run $step-s${SEED:-42} bertdistill distill --teacher $B/sst2-teacher/best --task sst2 --data $D/sst2/glue \
                   --recipe distilbert --student-layers every_other --output $B/$step-s${SEED:-42} --epochs 1 \
                   --batch-size 32 --lr 1e-4 --max-length 64 --eval-every 500 --cache-dir $B/cache --seed ${SEED:-42} $flag ;;
   textbrewer)   run $step python benchmarks/textbrewer_compare.py --steps 300 --teacher $B/sst2-teacher/best \
                   --batch-size 32 --max-length 64 --threads 2 --out $B/textbrewer ;;
-  textbrewer-epoch) run $step python benchmarks/textbrewer_compare.py --epochs 1 --teacher $B/sst2-teacher/best \
-                  --batch-size 32 --max-length 64 --threads 2 --runs tb_dynamic,ours_cache,ours_live_random \
+  textbrewer-epoch) run $step-s${SEED:-42} python benchmarks/textbrewer_compare.py --epochs 1 --teacher $B/sst2-teacher/best \
+                  --batch-size 32 --max-length 64 --threads 2 --runs ${RUNS:-tb_dynamic,ours_cache,ours_live_random} \
                   --seed ${SEED:-42} --out $B/textbrewer-epoch-s${SEED:-42} ;;
+  textbrewer-epoch-bf16)  # issue 11: bertdistill in bf16 (its cache build too); TextBrewer in fp32, as it runs on CPU
+                run $step-s${SEED:-42} python benchmarks/textbrewer_compare.py --epochs 1 --teacher $B/sst2-teacher/best \
+                  --batch-size 32 --max-length 64 --threads 2 --runs ${RUNS:-tb_dynamic,ours_cache} --mixed-precision bf16 \
+                  --seed ${SEED:-42} --out $B/textbrewer-epoch-bf16-s${SEED:-42} ;;
   conll-teacher) run $step bertdistill finetune --task conll2003 --data $D/conll2003/iob2 --model minilm-l6 \
                   --output $B/conll-teacher --epochs 2 --batch-size 32 --lr 1e-4 --max-length 128 ;;
   conll-student) run $step bertdistill distill --teacher $B/conll-teacher/best --task conll2003 --data $D/conll2003/iob2 \
@@ -54,5 +59,9 @@ for step in $steps; do case $step in
                   --output docs/sst2-report ;;
   export-fusions) run $step python benchmarks/export_fusions.py $B/sst2-teacher/best --output $B/export-fusions.json ;;
   peak-flops)   run $step python benchmarks/peak_flops.py --teacher $B/sst2-teacher/best --threads 2 --out $B/peak_flops ;;
+  peak-flops-keep|peak-flops-system)  # issue 11: the cached-teacher step under each CPU allocator setting, profiled
+                alloc=${step#peak-flops-}
+                BERTDISTILL_ALLOCATOR=$alloc run $step python benchmarks/peak_flops.py --teacher $B/sst2-teacher/best \
+                  --threads 2 --cache --steps 30 --profile 10 --out $B/peak_flops-$alloc ;;
   *) echo "unknown step $step" >&2; exit 2 ;;
 esac; done

@@ -80,6 +80,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="train this many epochs of the train split instead of --steps (e.g. 1: a full run)")
     p.add_argument("--optimizer", default="fused", choices=["fused", "foreach", "loop"],
                    help="AdamW kernels, the same for both tools (bertdistill's make_optimizer)")
+    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16"],
+                   help="bertdistill's precision (its runs and its cache build; TextBrewer has no CPU autocast "
+                        "and trains in fp32)")
     p.add_argument("--runs", default=",".join(RUNS),
                    help=f"comma-separated runs of {', '.join(RUNS)} (tb_dynamic and ours_cache are always run)")
     p.add_argument("--batch-size", type=int, default=32)
@@ -403,6 +406,9 @@ def main(argv=None) -> dict:
     from bertdistill.pipelines.distill import DistillConfig, DistillRecipe
     from bertdistill.students import build_student
 
+    from bertdistill.training.allocator import keep_freed_memory
+
+    allocator = keep_freed_memory()  # process-wide (malloc), so both tools run under it
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -432,7 +438,8 @@ def main(argv=None) -> dict:
         train={"max_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                "warmup_ratio": args.warmup_ratio, "weight_decay": args.weight_decay,
                "max_grad_norm": args.max_grad_norm, "seed": args.seed, "resume": False,
-               "group_by_length": True, "grad_accum": 1, "mixed_precision": "no", "log_every": 50},
+               "group_by_length": True, "grad_accum": 1, "mixed_precision": args.mixed_precision,
+               "log_every": 50},
     )
     recipe = DistillRecipe(config)
     t = time.perf_counter()
@@ -472,7 +479,7 @@ def main(argv=None) -> dict:
     cache_dir = work / "teacher-cache"
     t = time.perf_counter()
     cache = TeacherCache.load_or_build(recipe.teacher, recipe.train_features, recipe.distiller.teacher_keys,
-                                       cache_dir=cache_dir)
+                                       cache_dir=cache_dir, precision=args.mixed_precision)
     cache_seconds = time.perf_counter() - t
     cache_bytes = sum(f.stat().st_size for f in cache_dir.rglob("*") if f.is_file())
     print(f"  teacher cache: built in {cache_seconds:.1f} s for {n_train} examples "
@@ -565,12 +572,14 @@ def main(argv=None) -> dict:
         },
         "setup_seconds": setup_seconds,
         "teacher_cache": {"build_seconds": cache_seconds, "bytes": cache_bytes, "examples": n_train,
-                          "dtype": "float16", "keys": recipe.distiller.teacher_keys},
+                          "dtype": "float16", "keys": recipe.distiller.teacher_keys,
+                          "teacher_precision": args.mixed_precision},
         "runs": runs, "rows": rows, "table": text, "end_to_end": end_to_end,
         "cache_break_even": {**break_even, "steps_per_epoch": math.ceil(n_train / args.batch_size)},
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "transformers": transformers.__version__, "textbrewer": textbrewer.__version__,
-                        "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine()},
+                        "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
+                        "allocator": allocator},
         "timing_note": "wall time from the start of training to the end of the last optimizer step; the machine "
                        "may be shared (see loadavg_before/after of each run)",
     }

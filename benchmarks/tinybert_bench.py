@@ -133,6 +133,8 @@ def measure(name: str, result: dict, teacher_dir: str, args, texts: list[str], s
 
 
 def run_one(name: str, job: dict, args, out: Path, runs: Path, texts: list[str]) -> None:
+    if args.seed:
+        name = f"{name}_s{args.seed}"
     if (out / f"{name}.json").exists():
         print(f"{name}: done already")
         return
@@ -143,12 +145,12 @@ def run_one(name: str, job: dict, args, out: Path, runs: Path, texts: list[str])
     start = time.perf_counter()
     result = api.distill(teacher, "sst2", str(runs / name), args.data, max_train_examples=args.train,
                          max_length=args.max_length, cache_dir=str(runs / "cache"), test_split=None,
-                         train={"epochs": epochs, "lr": lr, "batch_size": args.batch_size, "seed": 0},
+                         train={"epochs": epochs, "lr": lr, "batch_size": args.batch_size, "seed": args.seed},
                          **job)
     seconds = time.perf_counter() - start
     row = measure(name, result, teacher, args, texts, seconds)
     row["command"] = " ".join(sys.argv)
-    row["config"] = {"train_examples": args.train, "epochs_per_stage": epochs, "lr": lr,
+    row["config"] = {"train_examples": args.train, "epochs_per_stage": epochs, "lr": lr, "seed": args.seed,
                      "batch_size": args.batch_size, "max_length": args.max_length, **{
                          k: v for k, v in job.items() if k != "recipe"}, "recipe": job["recipe"]}
     (out / f"{name}.json").write_text(json.dumps(row, indent=2, default=str))
@@ -174,11 +176,35 @@ def table(out: Path) -> str:
     return "\n".join(lines)
 
 
+def seeds_table(out: Path) -> str:
+    """Mean ± standard deviation over seeds of each run (names ``<run>_s<seed>``; seed 0 has no suffix)."""
+    import re
+
+    groups: dict[str, list[dict]] = {}
+    for path in sorted(out.glob("*.json")):
+        r = json.loads(path.read_text())
+        if "student_accuracy" in r:
+            groups.setdefault(re.sub(r"_s\d+$", "", r["name"]), []).append(r)
+    lines = ["| run | seeds | dev acc (mean ± sd) | per seed | retention | training time (mean) |",
+             "|---|---|---|---|---|---|"]
+    for name, rows in groups.items():
+        acc = [r["student_accuracy"] for r in rows]
+        sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
+        seeds = [str(r.get("config", {}).get("seed", 0)) for r in rows]
+        lines.append(f"| {name} | {', '.join(seeds)} | {statistics.mean(acc):.4f} ± {sd:.4f} | "
+                     f"{' / '.join(f'{a:.4f}' for a in acc)} | "
+                     f"{100 * statistics.mean(r['retention'] for r in rows):.1f} % | "
+                     f"{statistics.mean(r['train_seconds'] for r in rows) / 60:.1f} min |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--teacher")
     p.add_argument("--data")
     p.add_argument("--table", action="store_true", help="only print the table of --out's JSON files")
+    p.add_argument("--seeds-table", action="store_true",
+                   help="only print mean ± sd over seeds of --out's JSON files (runs named <run>_s<seed>)")
     p.add_argument("--train", type=int, default=2000)
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--batch-size", type=int, default=32)
@@ -193,10 +219,13 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--runs", help="run folders (models; outside git)")
     p.add_argument("--only", nargs="*", default=None)
+    p.add_argument("--seed", type=int, default=0,
+                   help="training seed, also the seed of the --train subset; a seed other than 0 adds "
+                        "_s<seed> to each run's name")
     p.add_argument("--textrcnn", action="store_true", help="also the plain vs TextRCNN teacher table")
     args = p.parse_args(argv)
-    if args.table:
-        print(table(Path(args.out)))
+    if args.table or args.seeds_table:
+        print(table(Path(args.out)) if args.table else seeds_table(Path(args.out)))
         return 0
     if not args.teacher or not args.data or not args.runs:
         p.error("--teacher, --data and --runs are required (except with --table)")

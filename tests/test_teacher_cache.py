@@ -72,3 +72,59 @@ def test_cache_reused_unchanged_and_rebuilt_when_teacher_or_data_change(tiny_tea
     other_data = _setup(teacher, data, cache, tmp_path / "d")
     assert forwards["n"] > 0 and other_data.cache.path not in (first.cache.path, changed.cache.path)
     assert len([p for p in cache.iterdir() if not p.name.startswith(".")]) == 3
+
+
+def test_bf16_run_builds_its_own_cache_in_autocast_and_fp32_keeps_its_folder(tiny_teacher, toy_task_dir, tmp_path,
+                                                                             monkeypatch):
+    """--mixed-precision bf16 computes the cache under bf16 autocast (every teacher forward) into
+    another folder; an fp32 cache keeps the folder name it always had."""
+    from bertdistill.distill import cache as cache_mod
+
+    cache = tmp_path / "cache"
+    fp32 = _setup(tiny_teacher, toy_task_dir, cache, tmp_path / "a")
+    recipe = fp32
+    # the fp32 folder is the hash without a precision: caches built before the option are still found
+    assert fp32.cache.path.name == cache_mod.fingerprint(recipe.teacher, recipe.train_features,
+                                                         recipe.distiller.teacher_keys, torch.float16)
+    seen = []
+    original = BertForSequenceClassification.forward
+
+    def spy(self, *args, **kwargs):  # the autocast state each teacher forward runs under
+        seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else torch.float32)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BertForSequenceClassification, "forward", spy)
+    bf16 = DistillRecipe(DistillConfig(teacher=str(tiny_teacher), task="tsv", data=str(toy_task_dir),
+                                       output=str(tmp_path / "b"), recipe="kd", cache_dir=str(cache),
+                                       train={"mixed_precision": "bf16"}))
+    bf16.setup()
+    assert seen and all(d == torch.bfloat16 for d in seen), set(seen)
+    assert bf16.cache.path != fp32.cache.path
+    a, b = fp32.cache.example("logits", 0).float(), bf16.cache.example("logits", 0).float()
+    assert not torch.equal(a, b) and torch.allclose(a, b, atol=0.05, rtol=0.05)
+    assert '"precision": "bf16"' in (bf16.cache.path / "meta.json").read_text()
+
+
+def test_unknown_cache_precision_is_refused(tiny_teacher, toy_task_dir, tmp_path):
+    from bertdistill.distill.cache import TeacherCache
+
+    recipe = _setup(tiny_teacher, toy_task_dir, tmp_path / "cache", tmp_path / "a")
+    with pytest.raises(ValueError, match="--mixed-precision"):
+        TeacherCache.load_or_build(recipe.teacher, recipe.train_features, ["logits"], cache_dir=tmp_path / "c2",
+                                   precision="int8")
+
+
+def test_token_budget_batches_bound_padded_size_and_cover_every_example():
+    from bertdistill.distill.cache import token_budget_batches
+
+    lengths = sorted([2] * 10 + [5] * 7 + [30] * 3 + [100])
+    batches = token_budget_batches(lengths, 24)
+    assert batches[0][0] == 0 and batches[-1][1] == len(lengths)
+    assert all(a[1] == b[0] for a, b in zip(batches, batches[1:]))  # contiguous, nothing skipped
+    for start, end in batches:
+        longest = lengths[end - 1]
+        assert (end - start) * longest <= 24 or end - start == 1  # a too-long example stands alone
+    assert batches[0] == (0, 10)  # ten 2-token phrases share one batch (20 tokens)
+    assert (20, 21) in batches  # the 100-token example exceeds the budget: a batch of its own
+    with pytest.raises(ValueError, match="tokens_per_batch"):
+        token_budget_batches(lengths, 0)

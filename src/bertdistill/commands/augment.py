@@ -67,11 +67,11 @@ def run_augment(args: argparse.Namespace) -> dict | None:
     from ..augment import build_transfer_set
     from ..augment.spec import check_augment_spec
     from ..data import load_task
-    from ..pipelines.finetune import _limit
+    from ..pipelines.common import seeded_subset
 
     check_augment_spec({"method": args.method, "copies": args.copies, "subset": args.subset, "params": params})
     data = load_task(args.task, args.data, skip_bad_rows=args.skip_bad_rows, **data_options(args))
-    examples = _limit(data.split(args.split), args.max_examples, args.seed)
+    examples = seeded_subset(data.split(args.split), args.max_examples, args.seed)
     _, meta = build_transfer_set(examples, args.method, copies=args.copies, seed=args.seed, subset=args.subset,
                                  pair_sides=args.pair_sides, output=args.output, **params)
     print(json.dumps(meta, indent=2))

@@ -9,6 +9,7 @@ keys, so a different teacher, data set or tokenisation never reads a stale cache
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -70,14 +71,40 @@ def weights_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()[:24]
 
 
-def fingerprint(teacher: torch.nn.Module, features: list[dict], keys: list[str], dtype: torch.dtype) -> str:
-    """A content hash of teacher weights, tokenised inputs, feature keys and storage dtype."""
+#: the teacher's compute precision while the cache is built (``--mixed-precision``): under
+#: ``bf16`` / ``fp16`` its forward runs in autocast, as the student's steps do
+CACHE_PRECISIONS = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def fingerprint(teacher: torch.nn.Module, features: list[dict], keys: list[str], dtype: torch.dtype,
+                precision: str = "no") -> str:
+    """A content hash of teacher weights, tokenised inputs, feature keys, storage dtype and the
+    precision the teacher computed in (fp32 caches keep the hash they always had)."""
     h = hashlib.sha256()
     hash_weights(h, teacher)
     for f in features:
         h.update(json.dumps([f["input_ids"], f.get("token_type_ids")]).encode())
     h.update(json.dumps([sorted(keys), str(dtype)]).encode())
+    if precision != "no":
+        h.update(f"autocast:{precision}".encode())
     return h.hexdigest()[:24]
+
+
+def token_budget_batches(sorted_lengths: list[int], tokens_per_batch: int) -> list[tuple[int, int]]:
+    """``(start, end)`` slices of examples sorted by length whose padded size (examples x the
+    longest) stays within ``tokens_per_batch``; an example longer than the budget is a batch
+    of its own. Short sentences thus share large batches: the teacher's matrix products see
+    as many rows for a batch of 3-token phrases as for one of 64-token sentences."""
+    if tokens_per_batch < 1:
+        raise ValueError(f"tokens_per_batch must be at least 1, got {tokens_per_batch}")
+    batches, start = [], 0
+    for i, n in enumerate(sorted_lengths):
+        if i > start and (i - start + 1) * n > tokens_per_batch:  # adding example i overflows
+            batches.append((start, i))
+            start = i
+    if start < len(sorted_lengths):
+        batches.append((start, len(sorted_lengths)))
+    return batches
 
 
 class TeacherCache:
@@ -132,39 +159,46 @@ class TeacherCache:
         keys: list[str],
         *,
         cache_dir: str | Path | None = None,
-        batch_size: int = 64,
+        tokens_per_batch: int = 4096,
         dtype: torch.dtype = torch.float16,
         pad_token_id: int = 0,
+        precision: str = "no",
     ) -> "TeacherCache":
+        if precision not in CACHE_PRECISIONS:
+            raise ValueError(f"--mixed-precision must be one of {sorted(CACHE_PRECISIONS)}, got {precision!r}")
         root = Path(cache_dir) if cache_dir else default_cache_dir()
-        folder = root / fingerprint(teacher, features, keys, dtype)
+        folder = root / fingerprint(teacher, features, keys, dtype, precision)
         file = folder / "features.safetensors"
         if file.exists():
             log.info("teacher outputs: reusing cache %s", folder)
             return cls(load_file(str(file)), keys, folder)
-        tensors = cls._compute(teacher, features, keys, batch_size, dtype, pad_token_id)
+        tensors = cls._compute(teacher, features, keys, tokens_per_batch, dtype, pad_token_id, precision)
         tmp = root / f".{folder.name}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         save_file(tensors, str(tmp / "features.safetensors"))
-        (tmp / "meta.json").write_text(json.dumps({"keys": keys, "examples": len(features), "dtype": str(dtype)}))
+        (tmp / "meta.json").write_text(json.dumps({"keys": keys, "examples": len(features), "dtype": str(dtype),
+                                                     "precision": precision}))
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
         return cls(tensors, keys, folder)
 
     @staticmethod
-    def _compute(teacher, features, keys, batch_size, dtype, pad_token_id) -> dict[str, torch.Tensor]:
+    def _compute(teacher, features, keys, tokens_per_batch, dtype, pad_token_id, precision="no") -> dict[str, torch.Tensor]:
         want = needs(keys)
         collate = Collator(pad_token_id=pad_token_id)
         order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+        batches = token_budget_batches([len(features[i]["input_ids"]) for i in order], tokens_per_batch)
         per_example: dict[str, list] = {k: [None] * len(features) for k in keys}
         device = next(teacher.parameters()).device
         was_training = teacher.training
         teacher.eval()
-        with torch.inference_mode():
-            for start in tqdm(range(0, len(order), batch_size), desc="teacher outputs", dynamic_ncols=True):
-                idx = order[start : start + batch_size]
+        half = CACHE_PRECISIONS[precision]
+        autocast = torch.autocast(device.type, dtype=half) if half is not None else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            for start, end in tqdm(batches, desc="teacher outputs", dynamic_ncols=True):
+                idx = order[start:end]
                 batch = collate([{k: features[i][k] for k in ("input_ids", "token_type_ids") if k in features[i]}
                                  for i in idx])
                 batch = {k: v.to(device) for k, v in batch.items()}

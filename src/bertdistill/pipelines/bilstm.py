@@ -32,7 +32,7 @@ from ..students import bilstm as B
 from ..training.engine import TrainConfig, make_accelerator
 from .distill import DistillConfig, DistillRecipe
 from .plan import announce
-from .finetune import _jsonable, _limit
+from .common import jsonable, seeded_subset
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +142,10 @@ class BiLSTMDistillRecipe(DistillRecipe):
             from ..data.glove import glove_dir
 
             glove_dir()  # a missing vector package is reported before any work
-        train = _limit(self.data.split("train"), cfg.max_train_examples, self.train_config.seed)
+        train = seeded_subset(self.data.split("train"), cfg.max_train_examples, self.train_config.seed)
         if not train:
             raise ValueError(f"the transfer set is empty: task {self.task.name!r} has no train examples")
-        dev = _limit(self.data.split(cfg.eval_split), cfg.max_eval_examples, self.train_config.seed)
+        dev = seeded_subset(self.data.split(cfg.eval_split), cfg.max_eval_examples, self.train_config.seed)
         self.augment_meta = None
         if self.recipe.augment:
             train, self.augment_meta = transfer_examples(self.recipe.augment, train, self.output)
@@ -249,9 +249,9 @@ class BiLSTMDistillRecipe(DistillRecipe):
             "transfer_set": {"examples": len(self.transfer), "augmentation": self.augment_meta},
             "teacher_cache": str(self.cache.path) if self.cache else None,
             "train": {k: v for k, v in summary.items() if k != "history"},
-            "config": _jsonable(dataclasses.asdict(self.config)),
+            "config": jsonable(dataclasses.asdict(self.config)),
         }
         results.update(self.compare_on_splits(student))
-        (self.output / "results.json").write_text(json.dumps(_jsonable(results), indent=2))
+        (self.output / "results.json").write_text(json.dumps(jsonable(results), indent=2))
         return results
 

@@ -31,7 +31,7 @@ from ..students import StudentInfo, build_student, student_from_config
 from ..students.defaults import choose_arch
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
 from ..training.validate import check_distill_options
-from .finetune import _jsonable, _limit
+from .common import jsonable, seeded_subset
 from .plan import announce
 
 log = logging.getLogger(__name__)
@@ -116,8 +116,8 @@ class DistillRecipe:
         prepare_model(self.student, self.distiller.student_needs)
         prepare_model(self.teacher, self.distiller.teacher_needs)
         self.module = DistillModule(self.student, self.distiller)
-        train = _limit(self.data.split("train"), cfg.max_train_examples, self.train_config.seed)
-        dev = _limit(self.data.split(cfg.eval_split), cfg.max_eval_examples, self.train_config.seed)
+        train = seeded_subset(self.data.split("train"), cfg.max_train_examples, self.train_config.seed)
+        dev = seeded_subset(self.data.split(cfg.eval_split), cfg.max_eval_examples, self.train_config.seed)
         if self.recipe.augment:  # an augmented transfer set (bertdistill.augment); the teacher labels the copies
             from ..augment.spec import fill_missing_labels, transfer_examples
 
@@ -166,7 +166,8 @@ class DistillRecipe:
                         size / 2**30, cfg.cache_max_gb)
             return
         self.cache = TeacherCache.load_or_build(self.teacher, self.train_features, keys, cache_dir=cfg.cache_dir,
-                                                pad_token_id=self.tokenizer.pad_token_id)
+                                                pad_token_id=self.tokenizer.pad_token_id,
+                                                precision=self.train_config.mixed_precision)
 
     def collate(self, items: list[dict]) -> dict:
         batch = self.collator([{k: v for k, v in f.items() if k != "index"} for f in items])
@@ -228,11 +229,11 @@ class DistillRecipe:
             "recipe": self.recipe.name, "student": {"arch": self.student_info.arch, "kept_layers": self.student_info.kept},
             "teacher_cache": str(self.cache.path) if self.cache else None,
             "train": {k: v for k, v in summary.items() if k != "history"},
-            "config": _jsonable(asdict(self.config)),
+            "config": jsonable(asdict(self.config)),
             "command": invoking_command(),  # None when run from Python (the API, the demo)
         }
         results.update(self.compare_on_splits(student))
-        (self.output / "results.json").write_text(json.dumps(_jsonable(results), indent=2))
+        (self.output / "results.json").write_text(json.dumps(jsonable(results), indent=2))
         return results
 
     def compare_on_splits(self, student) -> dict:

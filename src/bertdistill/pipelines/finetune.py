@@ -23,6 +23,7 @@ from ..models.inputs import model_inputs
 from ..models.loading import load_task_model, load_tokenizer, save_model
 from ..training.engine import TrainConfig, TrainLoop
 from ..training.validate import check_data_options
+from .common import jsonable, seeded_subset
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,6 @@ class FinetuneConfig:
     eval_batch_size: int = 64
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, lr=5e-5, batch_size=32))
     head: str = "default"  # "default" (the model's own classifier) | "textrcnn" (models/textrcnn.py)
-
-
-def _limit(examples: list, n: int | None, seed: int) -> list:
-    if n is None or n >= len(examples):
-        return examples
-    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed))[:n]
-    return [examples[i] for i in sorted(order.tolist())]
 
 
 class FinetuneRecipe:
@@ -79,8 +73,8 @@ class FinetuneRecipe:
             self.model = textrcnn_from_encoder(cfg.model, self.task)
         else:
             self.model = load_task_model(cfg.model, self.task)
-        train = _limit(self.data.split("train"), cfg.max_train_examples, cfg.train.seed)
-        dev = _limit(self.data.split(cfg.eval_split), cfg.max_eval_examples, cfg.train.seed)
+        train = seeded_subset(self.data.split("train"), cfg.max_train_examples, cfg.train.seed)
+        dev = seeded_subset(self.data.split(cfg.eval_split), cfg.max_eval_examples, cfg.train.seed)
         self.train_features = encode(self.task, train, self.tokenizer, cfg.max_length)
         self.dev_features = encode(self.task, dev, self.tokenizer, cfg.max_length)
         self.collator = Collator(self.tokenizer.pad_token_id)
@@ -123,7 +117,7 @@ class FinetuneRecipe:
         best = self.output / "best"
         results = {"task": self.task.name, "model": self.config.model, "best_dir": str(best),
                    "train": {k: v for k, v in summary.items() if k != "history"},
-                   "config": _jsonable(asdict(self.config))}
+                   "config": jsonable(asdict(self.config))}
         model = load_task_model(str(best), self.task)
         for split in [self.config.eval_split, self.config.test_split]:
             if not split or split not in self.data.splits:
@@ -146,5 +140,3 @@ def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
     return getattr(module, "module", module)
 
 
-def _jsonable(obj):
-    return json.loads(json.dumps(obj, default=str))

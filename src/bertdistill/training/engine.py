@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from ..data.encode import length_grouped_batches
+from .allocator import keep_freed_memory
 from .checkpoint import (
     TrainState, forget_checkpoints, latest_checkpoint, load_checkpoint, read_fingerprint, save_checkpoint,
     write_text_atomic,
@@ -89,6 +90,8 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     if state and state.get("_mixed_precision", config.mixed_precision) != config.mixed_precision:
         AcceleratorState._reset_state(reset_partial_state=False)
     trackers = parse_trackers(config.log_with)  # their folder is set per run by TrainLoop
+    if not torch.cuda.is_available():
+        keep_freed_memory()  # CPU training: reuse freed pages instead of mmap/munmap per step
     return Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available(),
                        log_with=trackers or None, project_dir="trackers" if trackers else None)
 

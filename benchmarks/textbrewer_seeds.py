@@ -1,0 +1,64 @@
+"""Mean and spread over seeds of full-epoch TextBrewer comparisons (issue 11).
+
+Reads the ``textbrewer_compare.json`` of each seed's run (``benchmarks/textbrewer_compare.py
+--epochs 1 --seed S``) and prints, per run (``tb_dynamic``, ``ours_cache``, ...), the dev
+accuracy and training-loop time as mean ± standard deviation, and the end-to-end speed-up
+(bertdistill's cache build + training loop against TextBrewer's training loop)::
+
+    python benchmarks/textbrewer_seeds.py runs/bench/textbrewer-epoch-bf16-s{42,1,2}/textbrewer_compare.json \\
+        --output benchmarks/results/perf/textbrewer-epoch-bf16/seeds.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+
+def mean_sd(values: list[float]) -> dict:
+    return {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else None,
+            "values": values}
+
+
+def summarise(paths: list[str]) -> dict:
+    seeds, runs, e2e = [], {}, {"textbrewer_seconds": [], "bertdistill_seconds": [], "speedup": [],
+                                "bertdistill_cache_build_seconds": []}
+    for path in paths:
+        d = json.loads(Path(path).read_text())
+        if d.get("benchmark") != "textbrewer_compare":
+            raise SystemExit(f"{path}: not a textbrewer_compare result")
+        seeds.append(d["settings"]["seed"])
+        for name, r in d["runs"].items():
+            runs.setdefault(name, {"dev_accuracy": [], "train_seconds": []})
+            runs[name]["dev_accuracy"].append(r["dev_accuracy"])
+            runs[name]["train_seconds"].append(r["train_seconds"])
+        for key in e2e:
+            e2e[key].append(d["end_to_end"][key])
+    counts = {name: len(r["dev_accuracy"]) for name, r in runs.items()}
+    return {"seeds": seeds, "files": paths, "runs_per_name": counts,
+            "runs": {name: {k: mean_sd(v) for k, v in r.items()} for name, r in runs.items()},
+            "end_to_end": {k: mean_sd(v) for k, v in e2e.items()}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", nargs="+", help="textbrewer_compare.json of each seed")
+    ap.add_argument("--output", required=True)
+    a = ap.parse_args()
+    s = summarise(a.results)
+    for name, r in s["runs"].items():
+        acc, sec = r["dev_accuracy"], r["train_seconds"]
+        print(f"{name}: dev {acc['mean']:.4f} ± {acc['sd'] or 0:.4f}, training loop {sec['mean']:.0f} ± "
+              f"{sec['sd'] or 0:.0f} s ({len(acc['values'])} seeds)")
+    e = s["end_to_end"]
+    print(f"end to end: TextBrewer {e['textbrewer_seconds']['mean']:.0f} s, bertdistill "
+          f"{e['bertdistill_seconds']['mean']:.0f} s (cache build {e['bertdistill_cache_build_seconds']['mean']:.0f} s): "
+          f"{e['speedup']['mean']:.2f}x ± {e['speedup']['sd'] or 0:.2f} (seeds {', '.join(map(str, s['seeds']))})")
+    Path(a.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.output).write_text(json.dumps(s, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
