@@ -61,3 +61,8 @@ def test_unknown_mode_is_refused(monkeypatch):
     monkeypatch.setenv("BERTDISTILL_ALLOCATOR", "tcmalloc")
     with pytest.raises(ValueError, match="BERTDISTILL_ALLOCATOR"):
         allocator.allocator_mode()
+    # refused when the run's settings are checked, before any data or model is read
+    from bertdistill.training.engine import TrainConfig
+
+    with pytest.raises(ValueError, match="BERTDISTILL_ALLOCATOR"):
+        TrainConfig()

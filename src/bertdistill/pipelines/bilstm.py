@@ -211,7 +211,8 @@ class BiLSTMDistillRecipe(DistillRecipe):
         if self.augment_meta is not None:  # augmented sets get their own folder, named by their spec
             root = root / f"transfer-{self.augment_meta['key']}"
         self.cache = TeacherCache.load_or_build(self.teacher, feats, ["logits"], cache_dir=root,
-                                                pad_token_id=self.tokenizer.pad_token_id)
+                                                pad_token_id=self.tokenizer.pad_token_id,
+                                                precision=self.train_config.mixed_precision)
 
     def teacher_features(self, batch: dict) -> dict:
         if self.cache is None:

@@ -138,5 +138,3 @@ class FinetuneRecipe:
 
 def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
     return getattr(module, "module", module)
-
-

@@ -49,6 +49,9 @@ def check_train_config(cfg) -> None:
         raise ValueError(f"--mixed-precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}")
     if cfg.optimizer not in ("fused", "foreach", "loop"):
         raise ValueError(f"--optimizer must be fused, foreach or loop, got {cfg.optimizer!r}")
+    from .allocator import allocator_mode
+
+    allocator_mode()  # a wrong $BERTDISTILL_ALLOCATOR is named here, before data or models load
     optional_positive_int(cfg.max_steps, "--max-steps")
     if cfg.max_steps is None:
         positive(cfg.epochs, "--epochs")
