@@ -127,6 +127,8 @@ def main(argv=None) -> dict:
     from bertdistill.bench.flops import format_flops, matmul_peak, step_flops, utilisation
     from bertdistill.data.encode import length_grouped_batches
     from bertdistill.pipelines.distill import DistillConfig, DistillModule, DistillRecipe
+    from bertdistill.training.clipping import clip_gradients
+    from bertdistill.training.dropout import dropout_mode, training_dropout
     from bertdistill.training.engine import make_optimizer
 
     if args.threads:
@@ -203,24 +205,27 @@ def main(argv=None) -> dict:
                 else:
                     loss, _ = module(batch, cached)
             loss.backward()
-            if update:
-                torch.nn.utils.clip_grad_norm_(module.parameters(), tc.max_grad_norm)
+            if update:  # the engine's clipping (no pass over the gradients when within the bound)
+                clip_gradients(recipe.accelerator, module.parameters(), tc.max_grad_norm)
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
         torch.manual_seed(args.seed)
-        for batch in batches[: args.warmup]:
-            step(batch)
-        load_before = _loadavg()
-        times = []
-        for batch in batches[args.warmup:]:
-            start = time.perf_counter()
-            step(batch)
-            times.append(time.perf_counter() - start)
-        if args.profile:
-            profiles[precision] = profile_steps(step, batches[args.warmup: args.warmup + args.profile], out, precision)
-        # FLOPs of the same batches, untimed (the counter slows what it watches)
-        flops = [step_flops(lambda b=batch: step(b, update=False)) for batch in batches[args.warmup:]]
+        # the engine's dropout while training on a CPU ($BERTDISTILL_DROPOUT: byte masks or torch's)
+        with training_dropout(student, torch.device("cpu")):
+            for batch in batches[: args.warmup]:
+                step(batch)
+            load_before = _loadavg()
+            times = []
+            for batch in batches[args.warmup:]:
+                start = time.perf_counter()
+                step(batch)
+                times.append(time.perf_counter() - start)
+            if args.profile:
+                profiles[precision] = profile_steps(step, batches[args.warmup: args.warmup + args.profile], out,
+                                                    precision)
+            # FLOPs of the same batches, untimed (the counter slows what it watches)
+            flops = [step_flops(lambda b=batch: step(b, update=False)) for batch in batches[args.warmup:]]
         seconds, total = sum(times), sum(flops)
         rate = total / seconds
         row = {
@@ -231,6 +236,7 @@ def main(argv=None) -> dict:
             "share_of_bf16_peak": utilisation(total, seconds, peaks["bf16"]),
             "samples_per_s": args.batch_size * args.steps / seconds,
             "loadavg_before": load_before, "loadavg_after": _loadavg(),
+            "dropout": dropout_mode(), "allocator": os.environ.get("BERTDISTILL_ALLOCATOR", "keep"),
         }
         rows.append(row)
         print(f"{precision}: {row['ms_per_step']:.0f} ms/step, {format_flops(row['flops_per_step'])}FLOP/step, "

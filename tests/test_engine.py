@@ -145,3 +145,38 @@ def test_fused_foreach_and_loop_adamw_give_the_same_weights(tmp_path):
     torch.testing.assert_close(weights["foreach"], weights["loop"], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="--optimizer must be fused, foreach or loop"):
         TrainConfig(optimizer="sgd")
+
+
+def test_cpu_training_uses_byte_dropout_and_gives_the_model_back_unchanged(tmp_path):
+    """During CPU training the model's nn.Dropout runs as ByteDropout; afterwards the model has
+    its own module again. The grad norm before clipping is logged."""
+    import json
+
+    from torch import nn
+
+    from bertdistill.training.dropout import ByteDropout
+
+    class Dropped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 1)
+            self.drop = nn.Dropout(0.1)
+
+    model = Dropped()
+    original = model.drop
+    seen = []
+
+    def loss_step(module, batch):
+        seen.append(type(module.drop))
+        return ((module.lin(module.drop(batch["x"])).squeeze(-1) - batch["y"]) ** 2).mean(), {}
+
+    feats = [{"input_ids": [1], "x": [float(i), 1.0], "y": 1.0} for i in range(8)]
+    collate = lambda items: {"x": torch.tensor([f["x"] for f in items]),  # noqa: E731
+                             "y": torch.tensor([f["y"] for f in items])}
+    cfg = TrainConfig(max_steps=4, batch_size=2, lr=0.01, log_every=1, group_by_length=False)
+    TrainLoop(model, feats, collate, loss_step, config=cfg, output_dir=tmp_path).train()
+    assert seen and set(seen) == {ByteDropout}
+    assert model.drop is original
+    logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    norms = [r["grad_norm"] for r in logged if "grad_norm" in r]
+    assert len(norms) == 4 and all(n > 0 for n in norms)

@@ -128,3 +128,44 @@ def test_token_budget_batches_bound_padded_size_and_cover_every_example():
     assert (20, 21) in batches  # the 100-token example exceeds the budget: a batch of its own
     with pytest.raises(ValueError, match="tokens_per_batch"):
         token_budget_batches(lengths, 0)
+
+
+def test_batched_lookup_equals_padding_each_example(tiny_teacher, toy_task_dir, tmp_path):
+    """The one-gather lookup of per-token and per-example keys gives exactly what stacking each
+    stored example and padding it gives (padding = 0), for a batch padded past its longest."""
+    from bertdistill.distill.cache import TeacherCache, _pad
+
+    recipe = _setup(tiny_teacher, toy_task_dir, tmp_path / "cache", tmp_path / "run")
+    keys = ["embeddings", "hidden:1", "logits"]
+    cache = TeacherCache.load_or_build(recipe.teacher, recipe.train_features, keys,
+                                       cache_dir=tmp_path / "cache2")
+    assert set(cache._rows) == set(keys)
+    indices = [3, 0, 7, 7, 1]
+    length = max(len(recipe.train_features[i]["input_ids"]) for i in indices) + 2
+    got = cache.lookup(indices, length)
+    for key in keys:
+        want = _pad(key, [cache.example(key, i).float() for i in indices], length)
+        assert got[key].dtype == torch.float32 and torch.equal(got[key], want), key
+    assert got["hidden:1"][1, len(recipe.train_features[0]["input_ids"]):].abs().sum() == 0
+
+
+def test_batched_lookup_of_token_logits_matches_per_example_padding():
+    """Token-level logits ([tokens, labels] per example, as NER caches them) take the gather;
+    attention maps (padded in two dimensions) keep the per-example path."""
+    from bertdistill.distill.cache import TeacherCache, _pad
+
+    stored = {"logits": [torch.randn(n, 5).half() for n in (4, 1, 6)],
+              "attention:0": [torch.rand(2, n, n).half() for n in (4, 1, 6)]}
+    tensors = {}
+    for key, pieces in stored.items():
+        offsets = [0]
+        for p in pieces:
+            offsets.append(offsets[-1] + p.numel())
+        tensors[f"{key}.data"] = torch.cat([p.reshape(-1) for p in pieces])
+        tensors[f"{key}.offsets"] = torch.tensor(offsets)
+        tensors[f"{key}.shapes"] = torch.tensor([list(p.shape) for p in pieces])
+    cache = TeacherCache(tensors, list(stored))
+    assert set(cache._rows) == {"logits"}
+    got = cache.lookup([2, 1, 0], 7)
+    for key, pieces in stored.items():
+        assert torch.equal(got[key], _pad(key, [pieces[i].float() for i in (2, 1, 0)], 7)), key

@@ -57,6 +57,23 @@ def _pad(key: str, pieces: list[torch.Tensor], length: int) -> torch.Tensor:
     return torch.stack(pieces)
 
 
+def _row_layout(key: str, offsets: torch.Tensor, shapes: torch.Tensor):
+    """How ``key``'s examples lie in its flat storage when each is a run of equal-width rows:
+    ``(first row of each example, rows of each example, row width, per_token)``; ``None`` for
+    attention maps (padded in two dimensions) and anything irregular."""
+    if key.startswith("attention") or shapes.ndim != 2 or len(shapes) == 0:
+        return None
+    per_token = key.startswith("hidden") or key == "embeddings" or (key == "logits" and shapes.shape[1] == 2)
+    if per_token:
+        counts, widths = shapes[:, 0], shapes[:, 1:].prod(dim=1)
+    else:
+        counts, widths = torch.ones(len(shapes), dtype=torch.long), shapes.prod(dim=1)
+    width = int(widths[0])
+    if width == 0 or not bool((widths == width).all()) or bool((offsets[:-1] % width).any()):
+        return None
+    return offsets[:-1] // width, counts, width, per_token
+
+
 def hash_weights(h, model: torch.nn.Module) -> None:
     """Feed every named tensor of ``model``'s state dict, bytes and all, into the hash ``h``."""
     for name, tensor in sorted(model.state_dict().items()):
@@ -116,6 +133,8 @@ class TeacherCache:
         self._data = {k: tensors[f"{k}.data"] for k in keys}
         self._offsets = {k: tensors[f"{k}.offsets"].tolist() for k in keys}
         self._shapes = {k: tensors[f"{k}.shapes"].tolist() for k in keys}
+        self._rows = {k: rows for k in keys if (rows := _row_layout(k, tensors[f"{k}.offsets"],
+                                                                   tensors[f"{k}.shapes"])) is not None}
 
     def __len__(self) -> int:
         return len(self._offsets[self.keys[0]]) - 1
@@ -125,12 +144,32 @@ class TeacherCache:
         return self._data[key][start:end].view(self._shapes[key][index])
 
     def lookup(self, indices: list[int], length: int, device=None) -> dict[str, torch.Tensor]:
+        """The batch's features in float32, padded to ``length`` tokens (padding = 0)."""
         out = {}
         for key in self.keys:
-            # float32 pieces: stacking fp16 under CPU bf16 autocast is refused by torch
-            batch = _pad(key, [self.example(key, i).float() for i in indices], length)
+            if key in self._rows:
+                batch = self._gather_rows(key, indices, length)
+            else:  # attention maps: padded in two dimensions, one example at a time
+                # float32 pieces: stacking fp16 under CPU bf16 autocast is refused by torch
+                batch = _pad(key, [self.example(key, i).float() for i in indices], length)
             out[key] = batch.to(device) if device is not None else batch
         return out
+
+    def _gather_rows(self, key: str, indices: list[int], length: int) -> torch.Tensor:
+        """One gather for the whole batch (per-token or per-example rows of equal width),
+        instead of a slice, a cast and a copy per example."""
+        starts, counts, width, per_token = self._rows[key]
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        rows = self._data[key].view(-1, width)
+        if not per_token:  # one row per example (sentence logits, [CLS] vectors)
+            return rows.index_select(0, starts[idx]).float()
+        n = counts[idx]
+        positions = torch.arange(length)
+        valid = positions.unsqueeze(0) < n.unsqueeze(1)  # (batch, length)
+        # padded positions read the example's first row and are zeroed after the cast
+        flat = starts[idx].unsqueeze(1) + torch.where(valid, positions.unsqueeze(0), 0)
+        batch = rows.index_select(0, flat.reshape(-1)).float().view(len(indices), length, width)
+        return batch.masked_fill_(~valid.unsqueeze(-1), 0.0)
 
     # ---- building ----------------------------------------------------------------------
     @classmethod
@@ -204,11 +243,12 @@ class TeacherCache:
                 batch = {k: v.to(device) for k, v in batch.items()}
                 out = teacher(**model_inputs(teacher, batch), output_hidden_states=want.hidden_states,
                               output_attentions=want.attentions)
-                feats = extract(out, keys)
+                # one cast per key and batch; each example keeps a view of its real tokens
+                feats = {k: v.to("cpu", dtype) for k, v in extract(out, keys).items()}
                 for row, i in enumerate(idx):
                     n = len(features[i]["input_ids"])
                     for key in keys:
-                        per_example[key][i] = _trim(key, feats[key][row], n).to("cpu", dtype)
+                        per_example[key][i] = _trim(key, feats[key][row], n)
         teacher.train(was_training)
         tensors = {}
         for key, items in per_example.items():

@@ -26,6 +26,8 @@ from transformers import get_linear_schedule_with_warmup
 
 from ..data.encode import length_grouped_batches
 from .allocator import keep_freed_memory
+from .clipping import clip_gradients
+from .dropout import training_dropout
 from .checkpoint import (
     TrainState, forget_checkpoints, latest_checkpoint, load_checkpoint, read_fingerprint, save_checkpoint,
     write_text_atomic,
@@ -150,6 +152,7 @@ class TrainLoop:
         if not len(features):
             raise ValueError("the training split is empty")
         self.config = config
+        self.grad_norm: float | None = None  # of the last optimizer step, before clipping (logged)
         self.features = features
         self.collate = collate
         self.loss_step = loss_step
@@ -296,6 +299,10 @@ class TrainLoop:
     # ---- the loop -----------------------------------------------------------------------
     def train(self) -> dict:
         """Run to the end (resuming if a checkpoint exists); returns a summary dict."""
+        with training_dropout(self.module, self.accelerator.device):
+            return self._train()
+
+    def _train(self) -> dict:
         cfg, acc = self.config, self.accelerator
         self._maybe_resume()
         self.module.train()
@@ -326,6 +333,7 @@ class TrainLoop:
                     self._log({
                         "step": self.state.step, "epoch": epoch, "loss": window_loss / window_n,
                         "parts": parts, "lr": self.scheduler.get_last_lr()[0], "samples_per_s": rate,
+                        **({"grad_norm": self.grad_norm} if self.grad_norm is not None else {}),
                     })
                     window_loss, window_n = 0.0, 0
                 if cfg.eval_every and self.state.step % cfg.eval_every == 0:
@@ -377,7 +385,7 @@ class TrainLoop:
                 parts_sum[key] = parts_sum.get(key, 0.0) + float(value) / len(group)
             n += len(indices)
         if cfg.max_grad_norm and cfg.max_grad_norm > 0:
-            acc.clip_grad_norm_(self.module.parameters(), cfg.max_grad_norm)
+            self.grad_norm = clip_gradients(acc, self.module.parameters(), cfg.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)

@@ -50,8 +50,10 @@ def check_train_config(cfg) -> None:
     if cfg.optimizer not in ("fused", "foreach", "loop"):
         raise ValueError(f"--optimizer must be fused, foreach or loop, got {cfg.optimizer!r}")
     from .allocator import allocator_mode
+    from .dropout import dropout_mode
 
     allocator_mode()  # a wrong $BERTDISTILL_ALLOCATOR is named here, before data or models load
+    dropout_mode()  # and a wrong $BERTDISTILL_DROPOUT
     optional_positive_int(cfg.max_steps, "--max-steps")
     if cfg.max_steps is None:
         positive(cfg.epochs, "--epochs")
