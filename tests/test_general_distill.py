@@ -89,8 +89,9 @@ def test_tinybert_recipe_with_a_narrow_student_in_bf16(mlm, tmp_path):
                      train={"max_steps": 4, "mixed_precision": "bf16"})
     result = recipe.run()
     assert result["train"]["mixed_precision"] == "bf16"
-    names = set(recipe.distiller.connectors)
-    assert {"embedding_mse[0->0]", "hidden_mse[1->2]"} <= names
+    # as the paper: one W_e for the embeddings, ONE W_h shared by every hidden layer pair
+    assert set(recipe.distiller.connectors) == {"embedding_mse", "hidden_mse"}
+    assert type(recipe.student) is type(recipe.teacher)  # a BERT student, as TinyBERT's
     losses = [row["loss"] for row in recipe.loop.history if "loss" in row]
     assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
 
@@ -335,3 +336,46 @@ def test_hub_ids_get_one_clear_message_and_the_revision(mlm, tmp_path, monkeypat
     with hub_options(revision="v3"), pytest.raises(FileNotFoundError, match="'someone/student' is not a local"):
         model_config("someone/student")  # a staged run's --student
     assert seen[-1] == ("someone/student", "v3")
+
+
+@pytest.mark.parametrize("feature", ["attention", "attention_scores"])
+def test_attention_terms_read_the_student_before_dropout(mlm, tmp_path, feature):
+    """A student that is the teacher itself (all its layers, same class), in training mode with
+    attention dropout 0.5, has zero attention loss on its first layer: the maps are read before
+    dropout (the pipeline used HF's returned attentions, after dropout: 0.023 here before the fix)."""
+    import yaml
+
+    from general_fixtures import make_tiny_bert, make_tiny_tokenizer
+
+    folder = tmp_path / "teacher"
+    tokenizer = make_tiny_tokenizer(folder)
+    teacher = make_tiny_bert(tokenizer, task_kind="mlm", seed=0, hidden_dropout_prob=0.0,
+                             attention_probs_dropout_prob=0.5, initializer_range=0.5)
+    teacher.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    recipe_file = tmp_path / "attention_only.yaml"
+    recipe_file.write_text(yaml.safe_dump({
+        "name": "attention_only", "student": {"arch": "same"},
+        "terms": [{"loss": "attention_mse", "weight": 1.0, "student": feature, "teacher": feature,
+                   "layers": [[0, 0]]}]}))  # the first layer: later ones see the dropped-out output
+    layers = teacher.config.num_hidden_layers
+    recipe = GeneralDistillRecipe(GeneralDistillConfig(
+        teacher=str(folder), corpus=str(mlm["corpus"]), output=str(tmp_path / "run"), recipe=str(recipe_file),
+        student_arch="same", student_layers=layers, train={"batch_size": 8, "seed": 3}))
+    recipe.setup()
+    assert recipe.student.config.attention_probs_dropout_prob == 0.5
+    from types import SimpleNamespace
+
+    recipe.loop = SimpleNamespace(state=SimpleNamespace(epoch=0))  # the masks' epoch (run() makes the loop)
+    batch = recipe.collate([recipe.examples[i] for i in range(8)])
+    recipe.module.train()
+    torch.manual_seed(0)
+    loss, parts = recipe.loss_step(recipe.module, batch)
+    assert abs(float(loss)) < 1e-6, parts
+    # the old reading, for contrast: HF's attentions of the same student in training mode
+    student = recipe.student
+    student.set_attn_implementation("eager")
+    with torch.no_grad():
+        after = student(**{k: batch[k] for k in ("input_ids", "attention_mask")}, output_attentions=True)
+        clean = recipe.teacher(**{k: batch[k] for k in ("input_ids", "attention_mask")}, output_attentions=True)
+    assert float((after.attentions[0] - clean.attentions[0]).abs().max()) > 0.1

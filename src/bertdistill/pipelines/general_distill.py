@@ -7,12 +7,14 @@ in length-grouped batches; each batch is masked anew every time a sequence is se
 seed, epoch and sequence index, so the run is the same on one process or many). Which
 losses are compared comes from a YAML recipe: ``general_distilbert`` (5·KL at T=2 ·T² +
 2·masked-LM cross-entropy + 1·cosine of the last hidden states) or ``general_tinybert``
-(embedding, attention and hidden-state MSE through projections, TinyBERT's general stage).
+(TinyBERT's general stage: embedding, pre-softmax attention-score and hidden-state MSE, one
+shared W_h). Attention compared by a recipe is recorded inside the attention, before dropout.
 
-The student is a ``DistilBertForMaskedLM`` built from a list of teacher layers (weights
-mapped by ``students.distilbert``, the vocabulary transform and projector from the teacher's
-MLM head), or a randomly initialised narrower one (``student_config``) bridged by learned
-projections. The engine (``training.TrainLoop``) brings accumulation, bf16, checkpoints with
+The student is the recipe's architecture (``student_arch`` overrides it): a
+``DistilBertForMaskedLM`` built from a list of teacher layers (weights mapped by
+``students.distilbert``, the vocabulary transform and projector from the teacher's MLM head),
+the teacher's own class (``same``), or a randomly initialised narrower one
+(``student_config``, e.g. the ``tinybert4`` preset) bridged by learned projections. The engine (``training.TrainLoop``) brings accumulation, bf16, checkpoints with
 exact resume and multi-process data parallelism (accelerate / torchrun).
 
 Steps, torchtune style: ``setup`` / ``loss_step`` / ``evaluate`` / ``train`` / ``save`` / ``run``.
@@ -30,7 +32,7 @@ import torch
 from accelerate.utils import set_seed
 
 from ..distill.distiller import Distiller
-from ..distill.features import extract
+from ..distill.features import extract, prepare_model
 from ..distill.losses import LOSSES
 from ..distill.recipe import load_recipe
 from ..models.inputs import model_inputs
@@ -122,10 +124,9 @@ class GeneralDistillRecipe:
             self.recipe.terms, student_config=self.student.config, teacher_config=self.teacher.config,
             kept=self.student_info.kept, task_kind="token_classification",
         )
-        if not self.distiller.student_needs.attentions:
-            self.student.set_attn_implementation("sdpa")
-        if not self.distiller.teacher_needs.attentions:
-            self.teacher.set_attn_implementation("sdpa")
+        # attention compared: recorded inside the attention, before dropout; otherwise sdpa
+        prepare_model(self.student, self.distiller.student_needs)
+        prepare_model(self.teacher, self.distiller.teacher_needs)
         self.module = DistillModule(self.student, self.distiller)
 
         self.examples, self.collate, self.eval_collator = masked_batches(
@@ -154,8 +155,8 @@ class GeneralDistillRecipe:
 
     def _build_student(self, attn: str):
         cfg = self.config
+        arch = cfg.student_arch or self.recipe.student.get("arch", "distilbert")
         if cfg.student_config is not None:
-            arch = cfg.student_arch or "distilbert"
             sizes = {"max_position_embeddings": self.teacher.config.max_position_embeddings,
                      "pad_token_id": self.teacher.config.pad_token_id, **cfg.student_config}
             student = student_from_config(sizes, "masked_lm", 2, arch="bert" if arch == "same" else arch,
@@ -163,7 +164,6 @@ class GeneralDistillRecipe:
                                           attn_implementation=attn)
             return student, StudentInfo(arch=student.config.model_type, kept=None,
                                         teacher_layers=self.teacher.config.num_hidden_layers)
-        arch = cfg.student_arch or self.recipe.student.get("arch", "distilbert")
         layers = cfg.student_layers if cfg.student_layers is not None else self.recipe.student.get("layers", "skip")
         num_layers = layers if isinstance(layers, int) else None
         return build_student(self.teacher, layers=layers, num_layers=num_layers, arch=arch,
