@@ -55,13 +55,15 @@ def test_swapped_for_training_and_put_back():
 
 
 def test_environment_switch(monkeypatch):
+    """Opt-in: torch's dropout unless $BERTDISTILL_DROPOUT=byte; a wrong value is refused."""
     model = nn.Sequential(nn.Dropout(0.1))
-    monkeypatch.setenv("BERTDISTILL_DROPOUT", "torch")
+    monkeypatch.delenv("BERTDISTILL_DROPOUT", raising=False)
     with training_dropout(model, torch.device("cpu")) as n:
         assert n == 0 and type(model[0]) is nn.Dropout
+    monkeypatch.setenv("BERTDISTILL_DROPOUT", "byte")
+    with training_dropout(model, torch.device("cpu")) as n:
+        assert n == 1 and isinstance(model[0], ByteDropout)
+    assert type(model[0]) is nn.Dropout
     monkeypatch.setenv("BERTDISTILL_DROPOUT", "bytes")
     with pytest.raises(ValueError, match="BERTDISTILL_DROPOUT"):
         dropout_mode()
-    monkeypatch.delenv("BERTDISTILL_DROPOUT")
-    with training_dropout(model, torch.device("cpu")) as n:
-        assert n == 1

@@ -147,9 +147,11 @@ def test_fused_foreach_and_loop_adamw_give_the_same_weights(tmp_path):
         TrainConfig(optimizer="sgd")
 
 
-def test_cpu_training_uses_byte_dropout_and_gives_the_model_back_unchanged(tmp_path):
-    """During CPU training the model's nn.Dropout runs as ByteDropout; afterwards the model has
-    its own module again. The grad norm before clipping is logged."""
+@pytest.mark.parametrize("mode", ["torch", "byte"])
+def test_cpu_training_dropout_and_the_model_given_back_unchanged(tmp_path, monkeypatch, mode):
+    """With $BERTDISTILL_DROPOUT=byte the model's nn.Dropout runs as ByteDropout during CPU
+    training (by default it stays nn.Dropout); afterwards the model has its own module again.
+    The grad norm before clipping is logged."""
     import json
 
     from torch import nn
@@ -162,6 +164,7 @@ def test_cpu_training_uses_byte_dropout_and_gives_the_model_back_unchanged(tmp_p
             self.lin = nn.Linear(2, 1)
             self.drop = nn.Dropout(0.1)
 
+    monkeypatch.setenv("BERTDISTILL_DROPOUT", mode)
     model = Dropped()
     original = model.drop
     seen = []
@@ -175,7 +178,7 @@ def test_cpu_training_uses_byte_dropout_and_gives_the_model_back_unchanged(tmp_p
                              "y": torch.tensor([f["y"] for f in items])}
     cfg = TrainConfig(max_steps=4, batch_size=2, lr=0.01, log_every=1, group_by_length=False)
     TrainLoop(model, feats, collate, loss_step, config=cfg, output_dir=tmp_path).train()
-    assert seen and set(seen) == {ByteDropout}
+    assert seen and set(seen) == ({ByteDropout} if mode == "byte" else {nn.Dropout})
     assert model.drop is original
     logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     norms = [r["grad_norm"] for r in logged if "grad_norm" in r]
