@@ -13,7 +13,8 @@ that are not such a fraction keep ``nn.Dropout``.
 and puts the originals back, so the trained model that is saved and returned has its usual
 modules. It is opt-in: the masks differ from torch's draw for the same seed, so a run with
 it does not reproduce a run without it (the SST-2 teacher of the benchmarks gave dev 0.8888
-with it against 0.8945 without), and its gain on a whole step is a few per cent.
+with it against 0.8945 without), and in repeated step timings its gain was within the
+run-to-run spread (benchmarks/RESULTS.md, 2026-12-06).
 """
 
 from __future__ import annotations
