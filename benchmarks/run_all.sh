@@ -32,13 +32,16 @@ for step in $steps; do case $step in
                   --batch-size 32 --lr 1e-4 --max-length 64 --eval-every 500 --cache-dir $B/cache --seed ${SEED:-42} $flag ;;
   textbrewer)   run $step python benchmarks/textbrewer_compare.py --steps 300 --teacher $B/sst2-teacher/best \
                   --batch-size 32 --max-length 64 --threads 2 --out $B/textbrewer ;;
-  textbrewer-epoch) run $step-s${SEED:-42} python benchmarks/textbrewer_compare.py --epochs 1 --teacher $B/sst2-teacher/best \
-                  --batch-size 32 --max-length 64 --threads 2 --runs ${RUNS:-tb_dynamic,ours_cache,ours_live_random} \
-                  --seed ${SEED:-42} --out $B/textbrewer-epoch-s${SEED:-42} ;;
+  textbrewer-epoch) run $step${TAG:+-$TAG}-s${SEED:-42} python benchmarks/textbrewer_compare.py --epochs 1 \
+                  --teacher $B/sst2-teacher/best --batch-size 32 --max-length 64 --threads 2 \
+                  --runs ${RUNS:-tb_dynamic,ours_cache,ours_live_random} --seed ${SEED:-42} ${EXTRA:-} \
+                  --out $B/textbrewer-epoch${TAG:+-$TAG}-s${SEED:-42} ;;
   textbrewer-epoch-bf16)  # issue 11: bertdistill in bf16 (its cache build too); TextBrewer in fp32, as it runs on CPU
-                run $step-s${SEED:-42} python benchmarks/textbrewer_compare.py --epochs 1 --teacher $B/sst2-teacher/best \
-                  --batch-size 32 --max-length 64 --threads 2 --runs ${RUNS:-tb_dynamic,ours_cache} --mixed-precision bf16 \
-                  --seed ${SEED:-42} --out $B/textbrewer-epoch-bf16-s${SEED:-42} ;;
+                # TAG names a variant, EXTRA adds its options (e.g. --cache-attention eager, --textbrewer-from F)
+                run $step${TAG:+-$TAG}-s${SEED:-42} python benchmarks/textbrewer_compare.py --epochs 1 \
+                  --teacher $B/sst2-teacher/best --batch-size 32 --max-length 64 --threads 2 \
+                  --runs ${RUNS:-tb_dynamic,ours_cache} --mixed-precision bf16 --seed ${SEED:-42} ${EXTRA:-} \
+                  --out $B/textbrewer-epoch-bf16${TAG:+-$TAG}-s${SEED:-42} ;;
   conll-teacher) run $step bertdistill finetune --task conll2003 --data $D/conll2003/iob2 --model minilm-l6 \
                   --output $B/conll-teacher --epochs 2 --batch-size 32 --lr 1e-4 --max-length 128 ;;
   conll-student) run $step bertdistill distill --teacher $B/conll-teacher/best --task conll2003 --data $D/conll2003/iob2 \

@@ -83,6 +83,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--mixed-precision", default="no", choices=["no", "bf16"],
                    help="bertdistill's precision (its runs and its cache build; TextBrewer has no CPU autocast "
                         "and trains in fp32)")
+    p.add_argument("--cache-attention", default=None, choices=["eager", "sdpa"],
+                   help="bertdistill's --cache-attention: the teacher's attention kernel in its cache build "
+                        "(default: its own, sdpa)")
+    p.add_argument("--textbrewer-from", default=None, metavar="JSON",
+                   help="take the TextBrewer run (tb_dynamic) from an earlier result of this script with the "
+                        "same settings instead of running it again; the row says so")
     p.add_argument("--runs", default=",".join(RUNS),
                    help=f"comma-separated runs of {', '.join(RUNS)} (tb_dynamic and ours_cache are always run)")
     p.add_argument("--batch-size", type=int, default=32)
@@ -384,6 +390,28 @@ def selected_runs(args) -> set[str]:
     return names | {"tb_dynamic", "ours_cache"}
 
 
+#: settings that must match for a TextBrewer run to be reused (``--textbrewer-from``)
+SAME_JOB = ("teacher", "task", "data", "steps", "epochs", "optimizer", "batch_size", "max_length", "layers",
+            "temperature", "lr", "warmup_ratio", "weight_decay", "max_grad_norm", "seed", "max_train_examples",
+            "threads")
+
+
+def reused_textbrewer_run(args) -> dict:
+    """The ``tb_dynamic`` run of an earlier result of this script, if it was the same job."""
+    path = Path(args.textbrewer_from)
+    try:
+        earlier = json.loads(path.read_text())
+        old, run = earlier["settings"], dict(earlier["runs"]["tb_dynamic"])
+    except (OSError, ValueError, KeyError) as e:
+        raise SystemExit(f"--textbrewer-from {path}: not a result of this script with a tb_dynamic run ({e})")
+    now = vars(args)
+    differ = [k for k in SAME_JOB if old.get(k) != now.get(k)]
+    if differ:
+        raise SystemExit(f"--textbrewer-from {path}: another job ({', '.join(f'{k} {old.get(k)!r} there, {now.get(k)!r} here' for k in differ)})")
+    run["reused_from"] = str(path)
+    return run
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     wanted = selected_runs(args)
@@ -472,14 +500,20 @@ def main(argv=None) -> dict:
 
     runs: dict[str, dict] = {}
     print("runs:", flush=True)
-    runs["tb_dynamic"] = run_textbrewer(recipe, student0, kept, args, work, pad_to_max=False, name="tb_dynamic")
+    if args.textbrewer_from:
+        runs["tb_dynamic"] = reused_textbrewer_run(args)
+        print(f"  tb_dynamic: {runs['tb_dynamic']['train_seconds']:.1f} s, dev {runs['tb_dynamic']['dev_accuracy']:.4f} "
+              f"(not run: from {args.textbrewer_from})", flush=True)
+    else:
+        runs["tb_dynamic"] = run_textbrewer(recipe, student0, kept, args, work, pad_to_max=False, name="tb_dynamic")
     if "tb_maxlen" in wanted:
         runs["tb_maxlen"] = run_textbrewer(recipe, student0, kept, args, work, pad_to_max=True, name="tb_maxlen")
 
     cache_dir = work / "teacher-cache"
     t = time.perf_counter()
     cache = TeacherCache.load_or_build(recipe.teacher, recipe.train_features, recipe.distiller.teacher_keys,
-                                       cache_dir=cache_dir, precision=args.mixed_precision)
+                                       cache_dir=cache_dir, precision=args.mixed_precision,
+                                       attention=args.cache_attention)
     cache_seconds = time.perf_counter() - t
     cache_bytes = sum(f.stat().st_size for f in cache_dir.rglob("*") if f.is_file())
     print(f"  teacher cache: built in {cache_seconds:.1f} s for {n_train} examples "
@@ -504,7 +538,8 @@ def main(argv=None) -> dict:
     amortised = 1 / per_sample
     rows = [
         {"label": "TextBrewer, dynamic padding", "samples_per_s": base_dyn,
-         "dev_accuracy": runs["tb_dynamic"]["dev_accuracy"], "note": "baseline; shuffled batches"},
+         "dev_accuracy": runs["tb_dynamic"]["dev_accuracy"],
+         "note": "baseline; shuffled batches" + ("; earlier run, reused" if args.textbrewer_from else "")},
         {"label": "bertdistill, cache + length groups", "samples_per_s": ours["samples_per_s"],
          "dev_accuracy": ours["dev_accuracy"], "note": "loop only, cache already built"},
         {"label": "  incl. cache build (this run)", "samples_per_s": with_build, "dev_accuracy": None,

@@ -62,6 +62,7 @@ def test_distill_train_options_fail_before_the_teacher_is_read(tmp_path, options
     ({"student_arch": "tiny"}, r"--student-arch must be same, distilbert or bilstm"),
     ({"student_layers": 0}, r"--student-layers must be at least 1"),
     ({"student": "x", "student_config": {"hidden_size": 8}}, r"--student and --student-config exclude"),
+    ({"cache_attention": "flash"}, r"--cache-attention must be eager or sdpa, got 'flash'"),
 ])
 def test_distill_options_fail_before_the_teacher_is_read(tmp_path, options, message):
     config = DistillConfig(teacher=MISSING, task="tsv", data="/nonexistent/data", output=str(tmp_path / "o"),

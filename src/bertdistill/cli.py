@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="distil even from a teacher without a fine-tuned head (it is refused otherwise)")
     g.add_argument("--no-teacher-cache", action="store_true", help="run the teacher every step")
     g.add_argument("--cache-dir", default=None, help=f"teacher-output cache folder (default: {CACHE_HELP})")
+    g.add_argument("--cache-attention", choices=["eager", "sdpa"], default=None,
+                   help="the teacher's attention kernel while the cache is built (default: sdpa, unless "
+                        "attention maps are cached); eager is faster on a CPU for short sentences")
     g.add_argument("--latency-runs", type=nonnegative_int, default=30,
                    help="batch-1 forwards timed per model at the end (0: no timing)")
     add_model_args(p)
@@ -171,6 +174,7 @@ def run(args: argparse.Namespace) -> object:
                            temperature=args.temperature, weights=term_weights(args.weight),
                            max_length=args.max_length, skip_bad_rows=args.skip_bad_rows,
                            cache_teacher=not args.no_teacher_cache, cache_dir=args.cache_dir,
+                           cache_attention=args.cache_attention,
                            max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
                            train=train_overrides(args), allow_untrained_teacher=args.allow_untrained_teacher,
                            latency_runs=args.latency_runs, **data_options(args), **model_options(args))

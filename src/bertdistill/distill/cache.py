@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 from pathlib import Path
@@ -30,15 +31,6 @@ log = logging.getLogger(__name__)
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("BERTDISTILL_CACHE", Path.home() / ".cache" / "bertdistill")) / "teacher"
-
-
-def _trim(key: str, value: torch.Tensor, n: int) -> torch.Tensor:
-    """One example's feature without padding (``n`` real tokens)."""
-    if key.startswith("attention"):
-        return value[:, :n, :n]
-    if key.startswith("hidden") or key == "embeddings" or (key == "logits" and value.ndim == 2):
-        return value[:n]
-    return value
 
 
 def _pad(key: str, pieces: list[torch.Tensor], length: int) -> torch.Tensor:
@@ -94,7 +86,7 @@ CACHE_PRECISIONS = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def fingerprint(teacher: torch.nn.Module, features: list[dict], keys: list[str], dtype: torch.dtype,
-                precision: str = "no") -> str:
+                precision: str = "no", attention: str | None = None) -> str:
     """A content hash of teacher weights, tokenised inputs, feature keys, storage dtype and the
     precision the teacher computed in (fp32 caches keep the hash they always had)."""
     h = hashlib.sha256()
@@ -104,6 +96,8 @@ def fingerprint(teacher: torch.nn.Module, features: list[dict], keys: list[str],
     h.update(json.dumps([sorted(keys), str(dtype)]).encode())
     if precision != "no":
         h.update(f"autocast:{precision}".encode())
+    if attention is not None:
+        h.update(f"attention:{attention}".encode())
     return h.hexdigest()[:24]
 
 
@@ -122,6 +116,36 @@ def token_budget_batches(sorted_lengths: list[int], tokens_per_batch: int) -> li
     if start < len(sorted_lengths):
         batches.append((start, len(sorted_lengths)))
     return batches
+
+
+#: the teacher's attention kernels a cache build may choose (``--cache-attention``)
+CACHE_ATTENTION = ("eager", "sdpa")
+
+
+def check_cache_attention(attention: str | None, keys: list[str]) -> None:
+    """Refuse an unknown kernel, and ``sdpa`` when a key is an attention map (sdpa has none)."""
+    if attention is None:
+        return
+    if attention not in CACHE_ATTENTION:
+        raise ValueError(f"--cache-attention must be one of {', '.join(CACHE_ATTENTION)}, got {attention!r}")
+    if attention == "sdpa" and needs(keys).attentions:
+        raise ValueError("--cache-attention sdpa: the cached keys include attention maps, which sdpa "
+                         "attention cannot output; leave the option out")
+
+
+@contextlib.contextmanager
+def attention_kernel(model: torch.nn.Module, attention: str | None, keys: list[str]):
+    """Within the block, ``model`` runs ``attention``, its own kernel set back afterwards; a
+    no-op for ``None`` and when ``keys`` include attention maps (recorded by their own kernel)."""
+    own = getattr(model.config, "_attn_implementation", None)
+    if attention is None or own == attention or needs(keys).attentions:
+        yield
+        return
+    model.set_attn_implementation(attention)
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(own)
 
 
 class TeacherCache:
@@ -202,16 +226,26 @@ class TeacherCache:
         dtype: torch.dtype = torch.float16,
         pad_token_id: int = 0,
         precision: str = "no",
+        attention: str | None = None,
     ) -> "TeacherCache":
+        """The cache of ``teacher``'s ``keys`` over ``features``: read from ``cache_dir`` when the
+        same build is there, else computed and written (atomically). ``attention`` (``eager`` or
+        ``sdpa``; default: the teacher's own) sets the teacher's attention kernel for the build
+        when no key is an attention map: on a CPU, eager attention is the faster of the two for
+        short sentences (benchmarks/RESULTS.md); the cached values differ in the last bits."""
         if precision not in CACHE_PRECISIONS:
             raise ValueError(f"--mixed-precision must be one of {sorted(CACHE_PRECISIONS)}, got {precision!r}")
+        check_cache_attention(attention, keys)
+        if needs(keys).attentions:  # maps are recorded by the recorder's own kernel: the build is the same
+            attention = None
         root = Path(cache_dir) if cache_dir else default_cache_dir()
-        folder = root / fingerprint(teacher, features, keys, dtype, precision)
+        folder = root / fingerprint(teacher, features, keys, dtype, precision, attention)
         file = folder / "features.safetensors"
         if file.exists():
             log.info("teacher outputs: reusing cache %s", folder)
             return cls(load_file(str(file)), keys, folder)
-        tensors = cls._compute(teacher, features, keys, tokens_per_batch, dtype, pad_token_id, precision)
+        with attention_kernel(teacher, attention, keys):
+            tensors = cls._compute(teacher, features, keys, tokens_per_batch, dtype, pad_token_id, precision)
         tmp = root / f".{folder.name}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -225,11 +259,14 @@ class TeacherCache:
 
     @staticmethod
     def _compute(teacher, features, keys, tokens_per_batch, dtype, pad_token_id, precision="no") -> dict[str, torch.Tensor]:
+        if not features:
+            raise ValueError("the teacher cache needs at least one example")
         want = needs(keys)
         collate = Collator(pad_token_id=pad_token_id)
-        order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
-        batches = token_budget_batches([len(features[i]["input_ids"]) for i in order], tokens_per_batch)
-        per_example: dict[str, list] = {k: [None] * len(features) for k in keys}
+        lengths = [len(f["input_ids"]) for f in features]
+        order = sorted(range(len(features)), key=lengths.__getitem__)
+        batches = token_budget_batches([lengths[i] for i in order], tokens_per_batch)
+        sinks: dict[str, FeatureSink] = {}
         device = next(teacher.parameters()).device
         was_training = teacher.training
         teacher.eval()
@@ -243,21 +280,62 @@ class TeacherCache:
                 batch = {k: v.to(device) for k, v in batch.items()}
                 out = teacher(**model_inputs(teacher, batch), output_hidden_states=want.hidden_states,
                               output_attentions=want.attentions)
-                # one cast per key and batch; each example keeps a view of its real tokens
-                feats = {k: v.to("cpu", dtype) for k, v in extract(out, keys).items()}
-                for row, i in enumerate(idx):
-                    n = len(features[i]["input_ids"])
-                    for key in keys:
-                        per_example[key][i] = _trim(key, feats[key][row], n)
+                for key, value in extract(out, keys).items():
+                    value = value.to("cpu", dtype)  # one cast per key and batch
+                    if key not in sinks:
+                        sinks[key] = FeatureSink(key, value, lengths, dtype)
+                    sinks[key].write(idx, value)
         teacher.train(was_training)
         tensors = {}
-        for key, items in per_example.items():
-            sizes = [t.numel() for t in items]
-            offsets = [0]
-            for s in sizes:
-                offsets.append(offsets[-1] + s)
-            tensors[f"{key}.data"] = torch.cat([t.reshape(-1) for t in items])
-            tensors[f"{key}.offsets"] = torch.tensor(offsets, dtype=torch.int64)
-            width = max(t.ndim for t in items)
-            tensors[f"{key}.shapes"] = torch.tensor([list(t.shape) + [1] * (width - t.ndim) for t in items], dtype=torch.int64)
+        for key in keys:
+            tensors.update(sinks[key].tensors())
         return tensors
+
+
+class FeatureSink:
+    """One feature key's flat storage in example-index order, written a batch at a time.
+
+    The storage (``data``: each example's values without padding, one after another;
+    ``offsets``; ``shapes``) is allocated at the first batch, when the feature's trailing
+    shape is known, since every example's length is known up front. Per-token and
+    per-example features go in with one ``index_copy_`` of the batch's real rows; attention
+    maps (trimmed in two dimensions) are copied an example at a time.
+    """
+
+    def __init__(self, key: str, first: torch.Tensor, lengths: list[int], dtype: torch.dtype):
+        tail = tuple(first.shape[1:])  # one example's padded shape
+        if key.startswith("attention"):
+            self.kind, shapes = "square", [(tail[0], n, n) for n in lengths]
+        elif key.startswith("hidden") or key == "embeddings" or (key == "logits" and first.ndim == 3):
+            self.kind, shapes = "token", [(n, *tail[1:]) for n in lengths]
+        else:
+            self.kind, shapes = "example", [tail for _ in lengths]
+        self.width = math.prod(tail[1:]) if self.kind == "token" else math.prod(tail)
+        sizes = torch.tensor([math.prod(s) for s in shapes], dtype=torch.int64)
+        self.offsets = torch.zeros(len(lengths) + 1, dtype=torch.int64)
+        torch.cumsum(sizes, 0, out=self.offsets[1:])
+        self.shapes = torch.tensor(shapes, dtype=torch.int64).reshape(len(lengths), len(tail))
+        self.lengths = torch.tensor(lengths, dtype=torch.int64)
+        self.data = torch.empty(int(self.offsets[-1]), dtype=dtype)
+        self.key = key
+
+    def write(self, indices: list[int], value: torch.Tensor) -> None:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        if self.kind == "example":
+            self.data.view(-1, self.width).index_copy_(0, idx, value.reshape(len(indices), self.width))
+        elif self.kind == "token":
+            n = self.lengths[idx]
+            real = torch.arange(value.shape[1]).unsqueeze(0) < n.unsqueeze(1)  # (batch, padded length)
+            rows = value.reshape(value.shape[0], value.shape[1], self.width)[real]  # example by example
+            first_row = self.offsets[idx] // self.width
+            within = torch.arange(len(rows)) - torch.repeat_interleave(torch.cumsum(n, 0) - n, n)
+            self.data.view(-1, self.width).index_copy_(0, torch.repeat_interleave(first_row, n) + within, rows)
+        else:
+            for row, i in enumerate(indices):
+                k = int(self.lengths[i])
+                start, end = int(self.offsets[i]), int(self.offsets[i + 1])
+                self.data[start:end].view(-1, k, k).copy_(value[row, :, :k, :k])
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {f"{self.key}.data": self.data, f"{self.key}.offsets": self.offsets,
+                f"{self.key}.shapes": self.shapes}

@@ -212,7 +212,8 @@ class BiLSTMDistillRecipe(DistillRecipe):
             root = root / f"transfer-{self.augment_meta['key']}"
         self.cache = TeacherCache.load_or_build(self.teacher, feats, ["logits"], cache_dir=root,
                                                 pad_token_id=self.tokenizer.pad_token_id,
-                                                precision=self.train_config.mixed_precision)
+                                                precision=self.train_config.mixed_precision,
+                                                attention=self.config.cache_attention)
 
     def teacher_features(self, batch: dict) -> dict:
         if self.cache is None:

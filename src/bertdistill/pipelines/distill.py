@@ -60,6 +60,7 @@ class DistillConfig:
     cache_teacher: bool = True
     cache_dir: str | None = None
     cache_max_gb: float = 8.0
+    cache_attention: str | None = None       # the teacher's attention kernel for the cache build (None: its own)
     eval_batch_size: int = 64
     train: dict = field(default_factory=dict)  # TrainConfig overrides on top of the recipe's
 
@@ -167,7 +168,8 @@ class DistillRecipe:
             return
         self.cache = TeacherCache.load_or_build(self.teacher, self.train_features, keys, cache_dir=cfg.cache_dir,
                                                 pad_token_id=self.tokenizer.pad_token_id,
-                                                precision=self.train_config.mixed_precision)
+                                                precision=self.train_config.mixed_precision,
+                                                attention=cfg.cache_attention)
 
     def collate(self, items: list[dict]) -> dict:
         batch = self.collator([{k: v for k, v in f.items() if k != "index"} for f in items])

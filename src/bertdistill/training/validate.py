@@ -111,5 +111,7 @@ def check_distill_options(cfg) -> None:
     for name, weight in (cfg.weights or {}).items():
         non_negative(weight, f"--weight {name}=")
     positive(cfg.cache_max_gb, "cache_max_gb")
+    if cfg.cache_attention is not None and cfg.cache_attention not in ("eager", "sdpa"):
+        raise ValueError(f"--cache-attention must be eager or sdpa, got {cfg.cache_attention!r}")
     if cfg.cache_dir is not None and Path(cfg.cache_dir).exists() and not Path(cfg.cache_dir).is_dir():
         raise ValueError(f"--cache-dir {cfg.cache_dir} is a file, not a folder")
