@@ -396,14 +396,19 @@ SAME_JOB = ("teacher", "task", "data", "steps", "epochs", "optimizer", "batch_si
             "threads")
 
 
+def read_textbrewer_run(path: str) -> tuple[dict, dict]:
+    """``(settings, tb_dynamic run)`` of an earlier result of this script (read before any model)."""
+    try:
+        earlier = json.loads(Path(path).read_text())
+        return earlier["settings"], dict(earlier["runs"]["tb_dynamic"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"--textbrewer-from {path}: not a result of this script with a tb_dynamic run ({e})")
+
+
 def reused_textbrewer_run(args) -> dict:
     """The ``tb_dynamic`` run of an earlier result of this script, if it was the same job."""
     path = Path(args.textbrewer_from)
-    try:
-        earlier = json.loads(path.read_text())
-        old, run = earlier["settings"], dict(earlier["runs"]["tb_dynamic"])
-    except (OSError, ValueError, KeyError) as e:
-        raise SystemExit(f"--textbrewer-from {path}: not a result of this script with a tb_dynamic run ({e})")
+    old, run = read_textbrewer_run(args.textbrewer_from)
     now = vars(args)
     differ = [k for k in SAME_JOB if old.get(k) != now.get(k)]
     if differ:
@@ -415,6 +420,8 @@ def reused_textbrewer_run(args) -> dict:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     wanted = selected_runs(args)
+    if args.textbrewer_from:
+        read_textbrewer_run(args.textbrewer_from)  # a bad file fails here, before the models load
     if not args.progress:
         os.environ.setdefault("TQDM_DISABLE", "1")
     import logging

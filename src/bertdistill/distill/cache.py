@@ -33,6 +33,12 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("BERTDISTILL_CACHE", Path.home() / ".cache" / "bertdistill")) / "teacher"
 
 
+def per_token(key: str, example_ndim: int) -> bool:
+    """Whether ``key``'s feature has one row per token (hidden states, token-level logits), given
+    the number of dimensions of one example's value."""
+    return key.startswith("hidden") or key == "embeddings" or (key == "logits" and example_ndim == 2)
+
+
 def _pad(key: str, pieces: list[torch.Tensor], length: int) -> torch.Tensor:
     """Stack per-example features back into a batch padded to ``length`` tokens."""
     first = pieces[0]
@@ -41,7 +47,7 @@ def _pad(key: str, pieces: list[torch.Tensor], length: int) -> torch.Tensor:
         for i, p in enumerate(pieces):
             out[i, :, : p.shape[1], : p.shape[2]] = p
         return out
-    if key.startswith("hidden") or key == "embeddings" or (key == "logits" and first.ndim == 2):
+    if per_token(key, first.ndim):
         out = first.new_zeros((len(pieces), length, *first.shape[1:]))
         for i, p in enumerate(pieces):
             out[i, : p.shape[0]] = p
@@ -55,15 +61,15 @@ def _row_layout(key: str, offsets: torch.Tensor, shapes: torch.Tensor):
     attention maps (padded in two dimensions) and anything irregular."""
     if key.startswith("attention") or shapes.ndim != 2 or len(shapes) == 0:
         return None
-    per_token = key.startswith("hidden") or key == "embeddings" or (key == "logits" and shapes.shape[1] == 2)
-    if per_token:
+    token_rows = per_token(key, shapes.shape[1])
+    if token_rows:
         counts, widths = shapes[:, 0], shapes[:, 1:].prod(dim=1)
     else:
         counts, widths = torch.ones(len(shapes), dtype=torch.long), shapes.prod(dim=1)
     width = int(widths[0])
     if width == 0 or not bool((widths == width).all()) or bool((offsets[:-1] % width).any()):
         return None
-    return offsets[:-1] // width, counts, width, per_token
+    return offsets[:-1] // width, counts, width, token_rows
 
 
 def hash_weights(h, model: torch.nn.Module) -> None:
@@ -182,10 +188,10 @@ class TeacherCache:
     def _gather_rows(self, key: str, indices: list[int], length: int) -> torch.Tensor:
         """One gather for the whole batch (per-token or per-example rows of equal width),
         instead of a slice, a cast and a copy per example."""
-        starts, counts, width, per_token = self._rows[key]
+        starts, counts, width, token_rows = self._rows[key]
         idx = torch.as_tensor(indices, dtype=torch.long)
         rows = self._data[key].view(-1, width)
-        if not per_token:  # one row per example (sentence logits, [CLS] vectors)
+        if not token_rows:  # one row per example (sentence logits, [CLS] vectors)
             return rows.index_select(0, starts[idx]).float()
         n = counts[idx]
         positions = torch.arange(length)
@@ -306,7 +312,7 @@ class FeatureSink:
         tail = tuple(first.shape[1:])  # one example's padded shape
         if key.startswith("attention"):
             self.kind, shapes = "square", [(tail[0], n, n) for n in lengths]
-        elif key.startswith("hidden") or key == "embeddings" or (key == "logits" and first.ndim == 3):
+        elif per_token(key, first.ndim - 1):
             self.kind, shapes = "token", [(n, *tail[1:]) for n in lengths]
         else:
             self.kind, shapes = "example", [tail for _ in lengths]
