@@ -11,6 +11,8 @@ benchmarks/RESULTS.md and the closing note). Each runs on the SST-2 teacher of r
         #     s/^from \.features/from bertdistill.distill.features/' > OLD.py
     python benchmarks/issue11_checks.py embedding   # cached bf16 step, word embedding trained vs frozen, 6 rounds
     python benchmarks/issue11_checks.py step-profile  # profiler table of 20 cached bf16 steps
+    python benchmarks/issue11_checks.py compact     # cached bf16 step, dense vs --compact-embeddings (all of
+                                                    #   SST-2 train's rows), 6 rounds (2026-12-07)
 """
 
 from __future__ import annotations
@@ -118,11 +120,21 @@ def cached_steps(kind: str) -> None:
     order = length_grouped_batches(lengths, 32, shuffle=True, seed=42)
     batches = [r.collate([r.train_features[i] for i in idx]) for idx in order[:60]]
 
-    def stepper(freeze: bool):
+    if kind == "compact":  # the rows the whole train split reads, as in the full job
+        from bertdistill.data.encode import encode
+        from bertdistill.models import compact_embedding
+
+        used = compact_embedding.used_token_ids(encode(r.task, r.data.split("train"), r.tokenizer, r.max_length))
+        print(f"{len(used)} word-embedding rows read by SST-2 train", flush=True)
+
+    def stepper(mode: str):
         student = copy.deepcopy(r.student).train()
-        student.get_input_embeddings().weight.requires_grad_(not freeze)
+        student.get_input_embeddings().weight.requires_grad_(mode != "freeze")
+        compact = compact_embedding.install(student, used) if mode == "compact" else None
         module = DistillModule(student, r.distiller)
         opt = make_optimizer(module, r.train_config)
+        if compact is not None:
+            compact.track(opt)
 
         def step(batch):
             cached = r.teacher_features(batch)
@@ -136,7 +148,7 @@ def cached_steps(kind: str) -> None:
 
     if kind == "step-profile":
         from torch.profiler import profile
-        student, step = stepper(False)
+        student, step = stepper("train")
         with training_dropout(student, torch.device("cpu")):
             for b in batches[:5]:
                 step(b)
@@ -146,8 +158,8 @@ def cached_steps(kind: str) -> None:
         print(p.key_averages().table(sort_by="self_cpu_time_total", row_limit=40))
         return
     for _ in range(6):
-        for freeze in (False, True):
-            student, step = stepper(freeze)
+        for mode in (("train", "compact") if kind == "compact" else ("train", "freeze")):
+            student, step = stepper(mode)
             torch.manual_seed(0)
             with training_dropout(student, torch.device("cpu")):
                 for b in batches[:5]:
@@ -155,7 +167,7 @@ def cached_steps(kind: str) -> None:
                 t = time.perf_counter()
                 for b in batches[5:]:
                     step(b)
-            print("freeze" if freeze else "train ", f"{(time.perf_counter() - t) / 55 * 1000:.1f} ms/step", flush=True)
+            print(f"{mode:7s} {(time.perf_counter() - t) / 55 * 1000:.1f} ms/step", flush=True)
 
 
 def main(argv: list[str]) -> None:
@@ -163,7 +175,7 @@ def main(argv: list[str]) -> None:
     if not argv:
         raise SystemExit(__doc__)
     command, rest = argv[0], argv[1:]
-    if command in ("embedding", "step-profile"):
+    if command in ("embedding", "step-profile", "compact"):
         cached_steps(command)
     else:
         {"split": split, "profile": profile_build, "attention": attention, "equal": equal}[command](*rest)

@@ -62,6 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--optimizer", choices=["fused", "foreach", "loop"], default="fused",
                    help="AdamW kernels of the timed steps (the engine's default: fused)")
+    p.add_argument("--compact-embeddings", action="store_true",
+                   help="bertdistill's --compact-embeddings: train only the word-embedding rows that the whole "
+                        "train split reads (as a full run would)")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="also profile N steps per precision (torch.profiler): the ops by self CPU time, "
                         "grouped (matmul, attention softmax, layer norm, optimizer, ...), in <out>/profile.json")
@@ -176,6 +179,14 @@ def main(argv=None) -> dict:
         finally:
             shutil.rmtree(cache_dir, ignore_errors=True)  # the cache is held in memory from here on
     tc = dataclasses.replace(recipe.train_config, optimizer=args.optimizer)
+    used = None
+    if args.compact_embeddings:  # the rows of the whole train split, not only of the timed examples
+        from bertdistill.data.encode import encode
+        from bertdistill.models import compact_embedding
+
+        used = compact_embedding.used_token_ids(encode(recipe.task, recipe.data.split("train"), recipe.tokenizer,
+                                                       recipe.max_length))
+        print(f"--compact-embeddings: {len(used)} word-embedding rows trained", flush=True)
     lengths = [len(f["input_ids"]) for f in recipe.train_features]
     order = length_grouped_batches(lengths, args.batch_size, shuffle=True, seed=args.seed)
     need = args.warmup + args.steps
@@ -192,8 +203,11 @@ def main(argv=None) -> dict:
     rows, profiles = [], {}
     for precision in ("fp32", "bf16"):
         student = copy.deepcopy(student0).train()
+        compact = compact_embedding.install(student, used) if used is not None else None
         module = DistillModule(student, recipe.distiller)
         optimizer = make_optimizer(module, tc)
+        if compact is not None:
+            compact.track(optimizer)
         def step(batch, *, update=True):
             # = recipe.loss_step(module, batch) under autocast, except that cached teacher
             # features are looked up outside autocast: stacking the cache's fp16 tensors under
@@ -237,6 +251,7 @@ def main(argv=None) -> dict:
             "samples_per_s": args.batch_size * args.steps / seconds,
             "loadavg_before": load_before, "loadavg_after": _loadavg(),
             "dropout": dropout_mode(), "allocator": os.environ.get("BERTDISTILL_ALLOCATOR", "keep"),
+            "compact_embeddings": used is not None,
         }
         rows.append(row)
         print(f"{precision}: {row['ms_per_step']:.0f} ms/step, {format_flops(row['flops_per_step'])}FLOP/step, "

@@ -66,5 +66,9 @@ for step in $steps; do case $step in
                 alloc=${step#peak-flops-}
                 BERTDISTILL_ALLOCATOR=$alloc run $step python benchmarks/peak_flops.py --teacher $B/sst2-teacher/best \
                   --threads 2 --cache --steps 30 --profile 10 --out $B/peak_flops-$alloc ;;
+  peak-flops-fast)  # issue 11: the same step with --compact-embeddings and BERTDISTILL_DROPOUT=fast (TAG: a round)
+                BERTDISTILL_DROPOUT=fast run $step${TAG:+-$TAG} python benchmarks/peak_flops.py \
+                  --teacher $B/sst2-teacher/best --threads 2 --cache --steps 30 --compact-embeddings \
+                  --out $B/peak_flops-fast${TAG:+-$TAG} ;;
   *) echo "unknown step $step" >&2; exit 2 ;;
 esac; done

@@ -86,6 +86,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cache-attention", default=None, choices=["eager", "sdpa"],
                    help="bertdistill's --cache-attention: the teacher's attention kernel in its cache build "
                         "(default: its own, sdpa)")
+    p.add_argument("--compact-embeddings", action="store_true",
+                   help="bertdistill's --compact-embeddings: train only the word-embedding rows the train split "
+                        "reads (the others get the weight decay alone, as in a dense run)")
     p.add_argument("--textbrewer-from", default=None, metavar="JSON",
                    help="take the TextBrewer run (tb_dynamic) from an earlier result of this script with the "
                         "same settings instead of running it again; the row says so")
@@ -442,6 +445,7 @@ def main(argv=None) -> dict:
     from bertdistill.students import build_student
 
     from bertdistill.training.allocator import keep_freed_memory
+    from bertdistill.training.dropout import dropout_mode
 
     allocator = keep_freed_memory()  # process-wide (malloc), so both tools run under it
     if args.threads:
@@ -469,7 +473,7 @@ def main(argv=None) -> dict:
         teacher=teacher_name, task=args.task, data=args.data, output=str(work / "bertdistill"),
         recipe="kd_hidden_mse", student_arch="same", student_layers=kept, temperature=args.temperature,
         max_length=args.max_length, max_train_examples=args.max_train_examples, cache_teacher=False,
-        eval_batch_size=64,
+        eval_batch_size=64, compact_embeddings=args.compact_embeddings,
         train={"max_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                "warmup_ratio": args.warmup_ratio, "weight_decay": args.weight_decay,
                "max_grad_norm": args.max_grad_norm, "seed": args.seed, "resume": False,
@@ -621,7 +625,7 @@ def main(argv=None) -> dict:
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "transformers": transformers.__version__, "textbrewer": textbrewer.__version__,
                         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
-                        "allocator": allocator},
+                        "allocator": allocator, "bertdistill_dropout": dropout_mode()},
         "timing_note": "wall time from the start of training to the end of the last optimizer step; the machine "
                        "may be shared (see loadavg_before/after of each run)",
     }

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from bertdistill.training.dropout import (ByteDropout, as_byte_fraction, byte_dropout, dropout_mode,
-                                          training_dropout)
+from bertdistill.training.dropout import (ByteDropout, WordDropout, as_byte_fraction, byte_dropout, dropout_mode,
+                                          training_dropout, uniform_words, word_threshold)
 
 
 def test_probabilities_that_are_byte_fractions():
@@ -64,6 +64,42 @@ def test_environment_switch(monkeypatch):
     with training_dropout(model, torch.device("cpu")) as n:
         assert n == 1 and isinstance(model[0], ByteDropout)
     assert type(model[0]) is nn.Dropout
+    monkeypatch.setenv("BERTDISTILL_DROPOUT", "fast")
+    with training_dropout(model, torch.device("cpu")) as n:
+        assert n == 1 and isinstance(model[0], WordDropout)
+    assert type(model[0]) is nn.Dropout
     monkeypatch.setenv("BERTDISTILL_DROPOUT", "bytes")
     with pytest.raises(ValueError, match="BERTDISTILL_DROPOUT"):
         dropout_mode()
+
+
+def test_word_draws_are_uniform_16_bit_values():
+    torch.manual_seed(0)
+    draws = uniform_words(1_000_001)
+    assert draws.dtype == torch.int16 and draws.shape == (1_000_001,)
+    counts = torch.bincount((draws.long() + 2**15) >> 12, minlength=16).double()  # 16 bins of 4,096 values
+    expected = draws.numel() / 16
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < 40, chi2  # 15 degrees of freedom: P(chi2 > 40) < 0.001
+    assert int(draws.min()) < -32000 and int(draws.max()) > 32000
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_word_dropout_rate_scaling_and_gradient(p, dtype):
+    threshold = word_threshold(p)
+    assert threshold == round(p * 65536) and abs(threshold / 65536 - p) <= 2**-17
+    torch.manual_seed(1)
+    drop = WordDropout(p).train()
+    x = (torch.rand(400, 500) + 0.5).to(dtype).requires_grad_()
+    y = drop(x)
+    kept = y != 0
+    rate = 1 - kept.float().mean().item()
+    assert abs(rate - p) < 0.005, rate  # 200,000 draws: sd of the rate 0.001 at p = 0.3
+    scale = 65536 / (65536 - threshold)
+    torch.testing.assert_close(y[kept], (x[kept] * scale).to(dtype))
+    g = torch.randn(400, 500, dtype=dtype)
+    y.backward(g)
+    torch.testing.assert_close(x.grad, torch.where(kept, g * scale, 0).to(dtype))
+    drop.eval()
+    assert drop(x) is x

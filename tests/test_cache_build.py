@@ -117,3 +117,18 @@ def test_cache_attention_refuses_unknown_kernels_and_sdpa_with_attention_maps(tm
     kernel = recorded.config._attn_implementation
     with attention_kernel(recorded, "eager", ["attention:0"]):
         assert recorded.config._attn_implementation == kernel
+
+
+def test_sdpa_build_with_cached_attention_maps_is_refused_before_any_weights_load(tiny_teacher, toy_task_dir,
+                                                                                   tmp_path, monkeypatch):
+    from bertdistill import api
+    from bertdistill.pipelines import distill as distill_pipeline
+
+    def no_weights(*a, **k):
+        raise AssertionError("model weights were loaded before the options were checked")
+
+    monkeypatch.setattr(distill_pipeline, "load_task_model", no_weights)
+    with pytest.raises(ValueError, match="--cache-attention sdpa: the cached keys include attention maps"):
+        api.distill(str(tiny_teacher), "tsv", str(tmp_path / "o"), str(toy_task_dir), recipe="tinybert_task",
+                    cache_attention="sdpa", cache_dir=str(tmp_path / "cache"))
+    assert not (tmp_path / "cache").exists()

@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cache-attention", choices=["eager", "sdpa"], default=None,
                    help="the teacher's attention kernel while the cache is built (default: sdpa, unless "
                         "attention maps are cached); eager is faster on a CPU for short sentences")
+    g.add_argument("--compact-embeddings", action="store_true",
+                   help="train only the word-embedding rows the training set reads (the others get AdamW's "
+                        "weight decay alone, as in a dense run): a shorter step for large vocabularies")
     g.add_argument("--latency-runs", type=nonnegative_int, default=30,
                    help="batch-1 forwards timed per model at the end (0: no timing)")
     add_model_args(p)
@@ -174,7 +177,7 @@ def run(args: argparse.Namespace) -> object:
                            temperature=args.temperature, weights=term_weights(args.weight),
                            max_length=args.max_length, skip_bad_rows=args.skip_bad_rows,
                            cache_teacher=not args.no_teacher_cache, cache_dir=args.cache_dir,
-                           cache_attention=args.cache_attention,
+                           cache_attention=args.cache_attention, compact_embeddings=args.compact_embeddings,
                            max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
                            train=train_overrides(args), allow_untrained_teacher=args.allow_untrained_teacher,
                            latency_runs=args.latency_runs, **data_options(args), **model_options(args))

@@ -132,6 +132,9 @@ class BiLSTMDistillRecipe(DistillRecipe):
         if cfg.student or cfg.student_config or cfg.student_layers is not None:
             raise ValueError("--student / --student-config / --student-layers describe transformer students; "
                              "they do not apply to --student-arch bilstm")
+        if cfg.compact_embeddings:
+            raise ValueError("--compact-embeddings trains a transformer student's word-piece embeddings; the "
+                             "bilstm student has its own word vocabulary: run without it")
         self.options = check_bilstm_student(self.recipe.student)
         self.train_config = TrainConfig.merged(self.recipe.training, cfg.train)
         self.max_length = cfg.max_length or int(self.recipe.training.get("max_length", 128))

@@ -24,6 +24,7 @@ from ..distill.features import extract, prepare_model
 from ..distill.recipe import load_recipe
 from ..evaluation import evaluate_features
 from ..metrics import format_metrics
+from ..models import compact_embedding
 from ..models.inputs import model_inputs
 from ..models.loading import load_task_model, load_tokenizer, save_model
 from ..report.command import invoking_command
@@ -61,6 +62,7 @@ class DistillConfig:
     cache_dir: str | None = None
     cache_max_gb: float = 8.0
     cache_attention: str | None = None       # the teacher's attention kernel for the cache build (None: its own)
+    compact_embeddings: bool = False         # train only the word-embedding rows the train set reads (models/compact_embedding.py)
     eval_batch_size: int = 64
     train: dict = field(default_factory=dict)  # TrainConfig overrides on top of the recipe's
 
@@ -195,8 +197,8 @@ class DistillRecipe:
                                  self.config.eval_batch_size)
 
     def save_best(self, metrics: dict) -> None:
-        save_model(self.student, self.tokenizer, self.output / "student", task=self.task,
-                   metrics={"dev": metrics})
+        with compact_embedding.full_vocabulary(self.student) as student:
+            save_model(student, self.tokenizer, self.output / "student", task=self.task, metrics={"dev": metrics})
 
     def fingerprint(self) -> dict:
         """What, besides the TrainConfig and the data, decides this run (refused on resume if changed)."""
@@ -206,17 +208,27 @@ class DistillRecipe:
             "max_length": self.max_length, "teacher": cfg.teacher, "teacher_weights": weights_digest(self.teacher),
             "student": {"arch": info.arch if info else cfg.student_arch or self.recipe.student.get("arch"),
                         "kept": info.kept if info else None, "from": cfg.student, "config": cfg.student_config},
+            **({"compact_embeddings": True} if cfg.compact_embeddings else {}),
         }
 
     # ---- run -----------------------------------------------------------------------------
     def train(self) -> dict:
+        compact = None
+        if self.config.compact_embeddings:  # before the optimizer is built: it trains the compact rows
+            compact = compact_embedding.install(self.student, compact_embedding.used_token_ids(self.train_features))
         self.loop = TrainLoop(
             self.module, self.train_features, self.collate, self.loss_step,
             config=self.train_config, output_dir=self.output, evaluate=self.evaluate,
             main_metric=self.task.main_metric, on_best=self.save_best, progress_desc="distill",
             accelerator=self.accelerator, fingerprint=self.fingerprint(),
         )
-        return self.loop.train()
+        hook = compact.track(self.loop.optimizer) if compact is not None else None
+        try:
+            return self.loop.train()
+        finally:
+            if hook is not None:
+                hook.remove()
+                compact_embedding.restore_dense(self.student)
 
     def run(self) -> dict:
         """setup → train → evaluate teacher and best student on dev (and labelled test)."""

@@ -30,6 +30,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from ..data.tasks import TASKS
+from ..distill.cache import check_cache_attention
 from ..distill.distiller import Distiller
 from ..distill.recipe import Recipe, load_recipe
 from ..distill.stages import Stage, parse_strategy, restrict_to_layer, strategy_stages
@@ -111,12 +112,14 @@ def preflight(config: DistillConfig, recipe: Recipe) -> list[tuple[Stage, list]]
 
     def check(terms: list, where: str) -> None:
         try:
-            Distiller(terms, student_config=student, teacher_config=teacher_config, kept=kept,
-                      task_kind=kind or "classification")
+            distiller = Distiller(terms, student_config=student, teacher_config=teacher_config, kept=kept,
+                                  task_kind=kind or "classification")
         except ValueError as err:
             if kind is None and "task" in str(err):
                 return  # a generic format: its kind is only known from the data
             raise ValueError(f"{where}: {err}") from None
+        if config.cache_teacher:  # e.g. --cache-attention sdpa with attention maps cached
+            check_cache_attention(config.cache_attention, distiller.teacher_keys)
 
     check(recipe.terms, f"recipe {recipe.source or recipe.name}")
     planned = plan_stages(recipe, student.num_hidden_layers, teacher_config.num_hidden_layers, kept)
