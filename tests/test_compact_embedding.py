@@ -104,16 +104,17 @@ def test_frozen_or_tied_embeddings_are_left_alone_or_refused(tmp_path):
         install(make_tiny_bert(tokenizer, task_kind="mlm"), torch.arange(10))
 
 
-def _distill(teacher, data, out, **kw):
+def _distill(teacher, data, out, recipe="kd_hidden_mse", **kw):
     train = {"max_steps": 6, "batch_size": 16, "lr": 1e-3, "max_grad_norm": 0.0, "seed": 3, "eval_every": 3,
              **kw.pop("train", {})}
-    return api.distill(str(teacher), "tsv", str(out), str(data), recipe="kd_hidden_mse", cache_dir=str(out.parent / "cache"),
+    return api.distill(str(teacher), "tsv", str(out), str(data), recipe=recipe, cache_dir=str(out.parent / "cache"),
                        max_train_examples=96, max_eval_examples=32, test_split=None, latency_runs=0, train=train, **kw)
 
 
-def test_recipe_saves_the_dense_runs_student_as_a_plain_checkpoint(tiny_teacher, toy_task_dir, tmp_path):
-    dense = _distill(tiny_teacher, toy_task_dir, tmp_path / "dense")
-    compact = _distill(tiny_teacher, toy_task_dir, tmp_path / "compact", compact_embeddings=True)
+@pytest.mark.parametrize("recipe", ["kd_hidden_mse", "distilbert"])  # a BERT and a DistilBERT student
+def test_recipe_saves_the_dense_runs_student_as_a_plain_checkpoint(tiny_teacher, toy_task_dir, tmp_path, recipe):
+    dense = _distill(tiny_teacher, toy_task_dir, tmp_path / "dense", recipe=recipe)
+    compact = _distill(tiny_teacher, toy_task_dir, tmp_path / "compact", recipe=recipe, compact_embeddings=True)
     a = load_file(str(tmp_path / "dense" / "student" / "model.safetensors"))
     b = load_file(str(tmp_path / "compact" / "student" / "model.safetensors"))
     assert a.keys() == b.keys()
