@@ -225,7 +225,7 @@ def main(argv=None) -> dict:
             optimizer.zero_grad(set_to_none=True)
 
         torch.manual_seed(args.seed)
-        # the engine's dropout while training on a CPU ($BERTDISTILL_DROPOUT: byte masks or torch's)
+        # the engine's dropout while training on a CPU ($BERTDISTILL_DROPOUT: torch's, byte masks or 16-bit draws)
         with training_dropout(student, torch.device("cpu")):
             for batch in batches[: args.warmup]:
                 step(batch)

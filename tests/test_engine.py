@@ -147,7 +147,7 @@ def test_fused_foreach_and_loop_adamw_give_the_same_weights(tmp_path):
         TrainConfig(optimizer="sgd")
 
 
-@pytest.mark.parametrize("mode", ["torch", "byte"])
+@pytest.mark.parametrize("mode", ["torch", "byte", "fast"])
 def test_cpu_training_dropout_and_the_model_given_back_unchanged(tmp_path, monkeypatch, mode):
     """With $BERTDISTILL_DROPOUT=byte the model's nn.Dropout runs as ByteDropout during CPU
     training (by default it stays nn.Dropout); afterwards the model has its own module again.
@@ -156,7 +156,7 @@ def test_cpu_training_dropout_and_the_model_given_back_unchanged(tmp_path, monke
 
     from torch import nn
 
-    from bertdistill.training.dropout import ByteDropout
+    from bertdistill.training.dropout import ByteDropout, WordDropout
 
     class Dropped(nn.Module):
         def __init__(self):
@@ -178,7 +178,7 @@ def test_cpu_training_dropout_and_the_model_given_back_unchanged(tmp_path, monke
                              "y": torch.tensor([f["y"] for f in items])}
     cfg = TrainConfig(max_steps=4, batch_size=2, lr=0.01, log_every=1, group_by_length=False)
     TrainLoop(model, feats, collate, loss_step, config=cfg, output_dir=tmp_path).train()
-    assert seen and set(seen) == ({ByteDropout} if mode == "byte" else {nn.Dropout})
+    assert seen and set(seen) == {{"byte": ByteDropout, "fast": WordDropout}.get(mode, nn.Dropout)}
     assert model.drop is original
     logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     norms = [r["grad_norm"] for r in logged if "grad_norm" in r]
