@@ -155,3 +155,21 @@ def test_compact_embeddings_are_refused_for_the_bilstm_student(tmp_path):
     with pytest.raises(ValueError, match="--compact-embeddings .* bilstm"):
         api.distill("/nonexistent/teacher", "tsv", str(tmp_path / "o"), "/nonexistent/data",
                     recipe="bilstm", compact_embeddings=True, allow_untrained_teacher=True)
+
+
+def test_a_step_skipped_for_inf_gradients_adds_no_decay(tmp_path):
+    """GradScaler gives fused AdamW its inf flag; the kernel then changes nothing, so neither may the decay."""
+    _, _, model = _pair(tmp_path)
+    compact = install(model, torch.arange(5, 40))
+    opt = _adamw(model)
+    compact.track(opt)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    before = compact.full_weight().detach().clone()
+    opt.grad_scale, opt.found_inf = torch.ones(()), torch.ones(())  # as GradScaler sets them around step()
+    opt.step()
+    assert float(compact.decay) == 1.0 and torch.equal(compact.full_weight(), before)
+    opt.found_inf = torch.zeros(())
+    opt.step()
+    assert float(compact.decay) == pytest.approx(1 - LR * DECAY)
+    del opt.grad_scale, opt.found_inf

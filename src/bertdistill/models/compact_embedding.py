@@ -25,7 +25,10 @@ Against the dense run:
   (benchmarks/results/perf/dec07/quick-checks.md).
 
 A training forward that reads a row outside the compact set raises: that row would need
-training (e.g. a recipe that replaces tokens at random during training).
+training (e.g. a recipe that replaces tokens at random during training). A step that a
+GradScaler skips (fp16 with inf gradients) adds no decay, as the dense step changes nothing.
+Under several processes DDP broadcasts the untrained rows with the other buffers at each
+forward, which may cost more than the option saves; it is meant for one-process CPU runs.
 """
 
 from __future__ import annotations
@@ -101,9 +104,11 @@ class CompactEmbedding(nn.Module):
         if group is None:
             raise ValueError(f"{OPTION}: the optimizer does not train the compact embedding")
 
-        def after_step(*_):
+        def after_step(opt, *_):
+            # a GradScaler hands fused AdamW its inf flag and the kernel skips the whole update
+            skipped = getattr(opt, "found_inf", None)
             decay = float(group.get("weight_decay", 0.0))
-            if decay:
+            if decay and not (skipped is not None and bool(skipped > 0)):
                 self.decay.mul_(1.0 - float(group["lr"]) * decay)
 
         return inner.register_step_post_hook(after_step)
@@ -114,14 +119,8 @@ class CompactEmbedding(nn.Module):
 
 def used_token_ids(features: Iterable[dict]) -> torch.Tensor:
     """Every token id in ``features``' ``input_ids`` (sorted, unique)."""
-    seen = torch.zeros(0, dtype=torch.long)
-    chunk: list[torch.Tensor] = []
-    for f in features:
-        chunk.append(torch.as_tensor(f["input_ids"], dtype=torch.long))
-        if len(chunk) == 4096:
-            seen = torch.unique(torch.cat([seen, *chunk]))
-            chunk = []
-    return torch.unique(torch.cat([seen, *chunk]))
+    ids = [torch.as_tensor(f["input_ids"], dtype=torch.long) for f in features]
+    return torch.unique(torch.cat(ids)) if ids else torch.zeros(0, dtype=torch.long)
 
 
 def install(model: nn.Module, used_ids: torch.Tensor) -> CompactEmbedding | None:
