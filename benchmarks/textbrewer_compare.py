@@ -440,6 +440,7 @@ def main(argv=None) -> dict:
     import textbrewer
     import transformers
 
+    from bertdistill.bench.machine import cpu_model_and_flags
     from bertdistill.distill.cache import TeacherCache
     from bertdistill.pipelines.distill import DistillConfig, DistillRecipe
     from bertdistill.students import build_student
@@ -625,7 +626,8 @@ def main(argv=None) -> dict:
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "transformers": transformers.__version__, "textbrewer": textbrewer.__version__,
                         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
-                        "allocator": allocator, "bertdistill_dropout": dropout_mode()},
+                        "allocator": allocator, "bertdistill_dropout": dropout_mode(),
+                        "cpu": cpu_model_and_flags()[0], "cpu_flags": cpu_model_and_flags()[1]},
         "timing_note": "wall time from the start of training to the end of the last optimizer step; the machine "
                        "may be shared (see loadavg_before/after of each run)",
     }

@@ -183,3 +183,17 @@ def test_cpu_training_dropout_and_the_model_given_back_unchanged(tmp_path, monke
     logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     norms = [r["grad_norm"] for r in logged if "grad_norm" in r]
     assert len(norms) == 4 and all(n > 0 for n in norms)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the warning is about CPU training")
+@pytest.mark.parametrize("precision,native,warned", [("bf16", False, True), ("bf16", True, False),
+                                                      ("no", False, False)])
+def test_bf16_on_a_cpu_without_bf16_instructions_is_warned_about(monkeypatch, caplog, precision, native, warned):
+    import logging
+
+    from bertdistill.training import engine
+
+    monkeypatch.setattr(engine, "cpu_has_bf16", lambda: native)
+    with caplog.at_level(logging.WARNING, logger="bertdistill.training.engine"):
+        engine.make_accelerator(TrainConfig(mixed_precision=precision))
+    assert ("neither AVX-512 BF16 nor AMX" in caplog.text) is warned, caplog.text

@@ -24,6 +24,7 @@ from accelerate.utils import broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from ..bench.machine import cpu_has_bf16
 from ..data.encode import length_grouped_batches
 from .allocator import keep_freed_memory
 from .clipping import clip_gradients
@@ -94,8 +95,18 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     trackers = parse_trackers(config.log_with)  # their folder is set per run by TrainLoop
     if not torch.cuda.is_available():
         keep_freed_memory()  # CPU training: reuse freed pages instead of mmap/munmap per step
+        if config.mixed_precision == "bf16" and not cpu_has_bf16():
+            log.warning(EMULATED_BF16)
     return Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available(),
                        log_with=trackers or None, project_dir="trackers" if trackers else None)
+
+
+#: said before any work when bf16 is asked for on a CPU whose bf16 products are emulated
+EMULATED_BF16 = (
+    "--mixed-precision bf16: this CPU has neither AVX-512 BF16 nor AMX, so PyTorch emulates bf16 "
+    "products with fp32 instructions and conversions; on such CPUs bf16 runs slower than fp32 "
+    "(benchmarks/RESULTS.md, 2026-12-07: an Intel Xeon without them). Leave it at --mixed-precision no here."
+)
 
 
 #: AdamW implementations (one update rule): ``fused`` = one kernel per tensor (torch's fused
