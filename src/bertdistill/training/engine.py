@@ -105,7 +105,8 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
 EMULATED_BF16 = (
     "--mixed-precision bf16: this CPU has neither AVX-512 BF16 nor AMX, so PyTorch emulates bf16 "
     "products with fp32 instructions and conversions; on such CPUs bf16 runs slower than fp32 "
-    "(benchmarks/RESULTS.md, 2026-12-07: an Intel Xeon without them). Leave it at --mixed-precision no here."
+    "(an SST-2 distillation step took 365 ms in bf16 against 156 ms in fp32 on an Intel Xeon without "
+    "them). Leave it at --mixed-precision no here."
 )
 
 
