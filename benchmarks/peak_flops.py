@@ -129,6 +129,7 @@ def main(argv=None) -> dict:
 
     from bertdistill.bench.flops import format_flops, matmul_peak, step_flops, utilisation
     from bertdistill.bench.machine import cpu_model_and_flags
+    cpu, cpu_flags = cpu_model_and_flags()  # recorded with the results: the host changes between sessions
     from bertdistill.data.encode import length_grouped_batches
     from bertdistill.pipelines.distill import DistillConfig, DistillModule, DistillRecipe
     from bertdistill.training.clipping import clip_gradients
@@ -291,7 +292,7 @@ def main(argv=None) -> dict:
         "steps": rows, "profiles": profiles, "settings": vars(args), "table": table,
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "transformers": transformers.__version__, "threads": threads, "cpus": os.cpu_count(),
-                        "cpu": cpu_model_and_flags()[0], "cpu_flags": cpu_model_and_flags()[1]},
+                        "cpu": cpu, "cpu_flags": cpu_flags},
         "note": "FLOPs counted by torch.utils.flop_counter (matmuls, attention; not element-wise ops or the "
                 "optimizer update); a shared machine makes timings noisy (see loadavg)",
     }

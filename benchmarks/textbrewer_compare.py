@@ -441,6 +441,7 @@ def main(argv=None) -> dict:
     import transformers
 
     from bertdistill.bench.machine import cpu_model_and_flags
+    cpu, cpu_flags = cpu_model_and_flags()  # recorded with the results: the host changes between sessions
     from bertdistill.distill.cache import TeacherCache
     from bertdistill.pipelines.distill import DistillConfig, DistillRecipe
     from bertdistill.students import build_student
@@ -627,7 +628,7 @@ def main(argv=None) -> dict:
                         "transformers": transformers.__version__, "textbrewer": textbrewer.__version__,
                         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
                         "allocator": allocator, "bertdistill_dropout": dropout_mode(),
-                        "cpu": cpu_model_and_flags()[0], "cpu_flags": cpu_model_and_flags()[1]},
+                        "cpu": cpu, "cpu_flags": cpu_flags},
         "timing_note": "wall time from the start of training to the end of the last optimizer step; the machine "
                        "may be shared (see loadavg_before/after of each run)",
     }
