@@ -42,7 +42,8 @@ def _result(path: Path, seed: int, tb: float, ours: float) -> str:
     path.write_text(json.dumps({
         "benchmark": "textbrewer_compare", "settings": {"seed": seed},
         "runs": {"tb_dynamic": {"dev_accuracy": tb, "train_seconds": 1000.0},
-                 "ours_cache": {"dev_accuracy": ours, "train_seconds": 200.0}},
+                 "ours_cache": {"dev_accuracy": ours, "train_seconds": 200.0},
+                 "ours_live": {"dev_accuracy": ours, "train_seconds": 250.0 + 250.0 * seed}},
         "end_to_end": {"textbrewer_seconds": 1000.0, "bertdistill_seconds": 250.0, "speedup": 4.0,
                        "bertdistill_cache_build_seconds": 50.0},
     }))
@@ -57,4 +58,10 @@ def test_summary_sets_each_run_against_textbrewer(seeds, tmp_path):
     assert s["runs"]["ours_cache"]["dev_accuracy"]["mean"] == pytest.approx(2.62 / 3)
     w = s["dev_against_textbrewer"]["ours_cache"]
     assert w["difference"] == pytest.approx((2.62 - 2.64) / 3)
-    assert set(s["dev_against_textbrewer"]) == {"ours_cache"}  # TextBrewer is not set against itself
+    assert set(s["dev_against_textbrewer"]) == {"ours_cache", "ours_live"}  # TextBrewer is not set against itself
+    # TextBrewer's loop (1000 s) over each run's loop, seed by seed: live 250, 500, 750 s -> 4, 2, 4/3
+    live = s["textbrewer_loop_over_this_loop"]["ours_live"]
+    assert live["values"] == pytest.approx([4.0, 2.0, 4 / 3])
+    assert live["mean"] == pytest.approx((4 + 2 + 4 / 3) / 3)
+    assert s["textbrewer_loop_over_this_loop"]["ours_cache"]["mean"] == pytest.approx(5.0)
+    assert "tb_dynamic" not in s["textbrewer_loop_over_this_loop"]
