@@ -9,7 +9,7 @@ import numpy as np
 import torch
 sys.path.insert(0, "benchmarks")
 from sst2_job import sst2_recipe
-from bertdistill.distill.cache import TeacherCache, token_budget_batches, attention_kernel
+from bertdistill.distill.cache import token_budget_batches, attention_kernel
 from bertdistill.data.encode import Collator
 
 torch.set_num_threads(2)

@@ -25,7 +25,6 @@ def recipe(steps=None, name="run"):
 
 r = recipe(name="warm")  # builds the cache (untimed here)
 t = time.perf_counter(); out = r.train(); plain = time.perf_counter() - t
-steps = out["steps"] if isinstance(out, dict) and "steps" in out else None
 print(f"plain loop: {plain:.1f} s, {out.get('steps') if isinstance(out, dict) else '?'} steps", flush=True)
 r = recipe(name="cprof")
 pr = cProfile.Profile(); t = time.perf_counter(); pr.enable(); r.train(); pr.disable()
