@@ -1,11 +1,11 @@
-"""Throughput of every augmentation family on the same SST-2 phrases (issue 8).
+"""Throughput of every augmentation family on the same SST-2 phrases (benchmark ``augment``).
 
-    python benchmarks/augment_throughput.py [--originals 1000] [--copies 4]
+    python benchmarks/augment_throughput.py [--originals 1000] [--copies 4] [--out FILE]
 
 For each family: fit + N copies of each of a seeded subset of SST-2 train phrases
 (duplicates dropped), one torch/BLAS thread. Reports new examples per second, the
-transfer-set size and how many copies were distinct. Writes
-benchmarks/results/bilstm/augment_throughput.json.
+transfer-set size and how many copies were distinct. Writes --out (default
+benchmarks/results/augment/augment_throughput.json).
 """
 from __future__ import annotations
 
@@ -33,8 +33,10 @@ def main() -> None:
     ap.add_argument("--originals", type=int, default=1000)
     ap.add_argument("--copies", type=int, default=4)
     ap.add_argument("--only", nargs="*", default=None, help="re-measure these families, keep the others' rows")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "augment" / "augment_throughput.json")
     a = ap.parse_args()
-    path = ROOT / "benchmarks" / "results" / "bilstm" / "augment_throughput.json"
+    path = a.out
+    path.parent.mkdir(parents=True, exist_ok=True)
     train = load_task("sst2", str(shared_data_dir() / "sst2" / "glue")).split("train")
     examples = [train[i] for i in sorted(random.Random(0).sample(range(len(train)), a.originals))]
     rows = json.loads(path.read_text())["families"] if a.only and path.is_file() else {}

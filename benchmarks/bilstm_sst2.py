@@ -1,4 +1,4 @@
-"""Issue 8 measurements: BiLSTM students on SST-2 with and without augmentation / a teacher.
+"""Benchmark ``bilstm``: BiLSTM students on SST-2 with and without augmentation / a teacher.
 
     python benchmarks/bilstm_sst2.py originals   # the seeded SST-2 subset as a transfer-set file
     python benchmarks/bilstm_sst2.py augment     # Tang-augmented transfer set (+ throughput)
@@ -6,8 +6,9 @@
     python benchmarks/bilstm_sst2.py augment-tinybert   # TinyBERT-augmented subset for the 3-layer student
     python benchmarks/bilstm_sst2.py latency     # teacher vs BiLSTM, batch 1, interleaved
 
-Every phase writes JSON under benchmarks/results/bilstm/. Runs use one torch thread (the
-2-core machine was shared with other jobs; more threads only spun). Sizes: a seeded subset
+Every phase writes JSON under $BILSTM_RESULTS (default benchmarks/results/bilstm/); transfer
+sets, runs and the teacher cache go to $BILSTM_WORK (default runs/bench/bilstm), the teacher is
+$SST2_TEACHER (default runs/bench/sst2-teacher/best). Runs use one torch thread. Sizes: a seeded subset
 of ``--originals`` SST-2 train phrases; the augmented set adds ``--copies`` Tang copies
 of each (p_mask 0.1, p_pos 0.1, p_ng 0.25; duplicates dropped).
 """
@@ -34,8 +35,8 @@ from bertdistill.data import load_task  # noqa: E402
 from bertdistill.paths import shared_data_dir  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bilstm"
-WORK = Path(os.environ.get("BILSTM_WORK", "/work/artifacts/i8"))  # transfer sets, recipes, runs, cache
-TEACHER = os.environ.get("SST2_TEACHER", "/work/artifacts/sst2-teacher/best")
+WORK = Path(os.environ.get("BILSTM_WORK", "runs/bench/bilstm"))  # transfer sets, recipes, runs, cache
+TEACHER = os.environ.get("SST2_TEACHER", "runs/bench/sst2-teacher/best")
 RESULTS = Path(os.environ.get("BILSTM_RESULTS", str(RESULTS)))
 DATA = str(shared_data_dir() / "sst2" / "glue")
 STUDENT = {"arch": "bilstm", "embeddings": "glove", "freeze_embeddings": False, "hidden_size": 150, "mlp_size": 200,

@@ -7,7 +7,7 @@ with the main process's own peak from the kernel, ``ru_maxrss``). Corpora beyond
 the repeated text files go to --work (never into the repository).
 
     python benchmarks/corpus_scaling.py --sizes-mb 50 200 1024 --workers 2 \\
-        --work /work/artifacts/i6c/corpus_scaling --out benchmarks/results/corpus
+        --work runs/bench/corpus --out benchmarks/results/corpus
 
 Writes one JSON per run into --out (``prepare_<label>.json``) and ``masker.json``.
 """
@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--tokenizer", default="minilm-l6")
     parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--work", type=Path, default=Path("/work/artifacts/i6c/corpus_scaling"))
+    parser.add_argument("--work", type=Path, default=Path("runs/bench/corpus"))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "corpus")
     parser.add_argument("--keep", action="store_true", help="keep the prepared folders and repeated texts")
     parser.add_argument("--masker-batches", type=int, default=50)

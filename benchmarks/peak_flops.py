@@ -65,6 +65,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--compact-embeddings", action="store_true",
                    help="bertdistill's --compact-embeddings: train only the word-embedding rows that the whole "
                         "train split reads (as a full run would)")
+    p.add_argument("--dropout-draws", choices=["torch", "fast"], default="torch",
+                   help="bertdistill's --dropout-draws: dropout masks of its training steps (default: torch)")
+    p.add_argument("--cpu-allocator", choices=["keep", "system"], default="keep",
+                   help="bertdistill's --cpu-allocator (default: keep)")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="also profile N steps per precision (torch.profiler): the ops by self CPU time, "
                         "grouped (matmul, attention softmax, layer norm, optimizer, ...), in <out>/profile.json")
@@ -129,11 +133,11 @@ def main(argv=None) -> dict:
 
     from bertdistill.bench.flops import format_flops, matmul_peak, step_flops, utilisation
     from bertdistill.bench.machine import cpu_model_and_flags
-    cpu, cpu_flags = cpu_model_and_flags()  # recorded with the results: the host changes between sessions
+    cpu, cpu_flags = cpu_model_and_flags()  # recorded with the results: numbers depend on the host
     from bertdistill.data.encode import length_grouped_batches
     from bertdistill.pipelines.distill import DistillConfig, DistillModule, DistillRecipe
     from bertdistill.training.clipping import clip_gradients
-    from bertdistill.training.dropout import dropout_mode, training_dropout
+    from bertdistill.training.dropout import training_dropout
     from bertdistill.training.engine import make_optimizer
 
     if args.threads:
@@ -164,7 +168,8 @@ def main(argv=None) -> dict:
     config = DistillConfig(
         teacher=teacher, task=args.task, data=args.data, output=scratch, recipe=args.recipe,
         max_length=args.max_length, max_train_examples=args.train_examples, cache_teacher=False,
-        train={"batch_size": args.batch_size, "seed": args.seed},
+        train={"batch_size": args.batch_size, "seed": args.seed, "dropout_draws": args.dropout_draws,
+               "cpu_allocator": args.cpu_allocator},
     )
     recipe = DistillRecipe(config)
     try:
@@ -227,8 +232,8 @@ def main(argv=None) -> dict:
             optimizer.zero_grad(set_to_none=True)
 
         torch.manual_seed(args.seed)
-        # the engine's dropout while training on a CPU ($BERTDISTILL_DROPOUT: torch's, byte masks or 16-bit draws)
-        with training_dropout(student, torch.device("cpu")):
+        # the engine's dropout while training on a CPU (--dropout-draws: torch's or 16-bit draws)
+        with training_dropout(student, torch.device("cpu"), args.dropout_draws):
             for batch in batches[: args.warmup]:
                 step(batch)
             load_before = _loadavg()
@@ -252,7 +257,7 @@ def main(argv=None) -> dict:
             "share_of_bf16_peak": utilisation(total, seconds, peaks["bf16"]),
             "samples_per_s": args.batch_size * args.steps / seconds,
             "loadavg_before": load_before, "loadavg_after": _loadavg(),
-            "dropout": dropout_mode(), "allocator": os.environ.get("BERTDISTILL_ALLOCATOR", "keep"),
+            "dropout_draws": args.dropout_draws, "cpu_allocator": args.cpu_allocator,
             "compact_embeddings": used is not None,
         }
         rows.append(row)

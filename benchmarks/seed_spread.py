@@ -1,10 +1,10 @@
-"""Mean and spread over seeds of SST-2 student runs (issue 11: length-grouped vs shuffled batches).
+"""Mean and spread over seeds of SST-2 student runs (benchmark ``sst2-student``).
 
 Reads each run's ``results.json`` (written by ``bertdistill distill``) and writes one JSON with the
 per-seed dev / test accuracies and training-loop times, plus their mean and standard deviation::
 
-    python benchmarks/seed_spread.py grouped=runs/bench/sst2-student,runs/bench/sst2-student-grouped-s1,... \\
-        shuffled=runs/bench/sst2-student-shuffled-s42,... --output benchmarks/results/perf/batching_seeds.json
+    python benchmarks/seed_spread.py grouped=runs/bench/sst2-student-default-s42,runs/bench/sst2-student-default-s1,... \\
+        shuffled=runs/bench/sst2-student-shuffled-s42,... --output benchmarks/results/sst2-student/grouped-vs-shuffled-seeds.json
 """
 
 from __future__ import annotations

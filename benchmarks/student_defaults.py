@@ -1,6 +1,5 @@
-"""Measure the student defaults of issue 10 (benchmarks/RESULTS.md, "Reliability and student
-defaults"): which layers a one-out-of-two student keeps, and which architecture a student
-gets on a sentence-pair task.
+"""Benchmark ``student-defaults`` (benchmarks/RESULTS.md, "Reliability"): which layers a
+one-out-of-two student keeps, and which architecture a student gets on a sentence-pair task.
 
     python benchmarks/student_defaults.py layers --teacher T --task sst2 --data D/sst2/glue \
         --variants every_other every_other_last --train 8000 --epochs 1 --max-length 64 --seeds 1 2 --out X.json

@@ -89,6 +89,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--compact-embeddings", action="store_true",
                    help="bertdistill's --compact-embeddings: train only the word-embedding rows the train split "
                         "reads (the others get the weight decay alone, as in a dense run)")
+    p.add_argument("--dropout-draws", choices=["torch", "fast"], default="torch",
+                   help="bertdistill's --dropout-draws: dropout masks of its training steps (default: torch)")
+    p.add_argument("--cpu-allocator", choices=["keep", "system"], default="keep",
+                   help="bertdistill's --cpu-allocator (process-wide: TextBrewer's run shares it) (default: keep)")
     p.add_argument("--textbrewer-from", default=None, metavar="JSON",
                    help="take the TextBrewer run (tb_dynamic) from an earlier result of this script with the "
                         "same settings instead of running it again; the row says so")
@@ -441,15 +445,14 @@ def main(argv=None) -> dict:
     import transformers
 
     from bertdistill.bench.machine import cpu_model_and_flags
-    cpu, cpu_flags = cpu_model_and_flags()  # recorded with the results: the host changes between sessions
+    cpu, cpu_flags = cpu_model_and_flags()  # recorded with the results: numbers depend on the host
     from bertdistill.distill.cache import TeacherCache
     from bertdistill.pipelines.distill import DistillConfig, DistillRecipe
     from bertdistill.students import build_student
 
     from bertdistill.training.allocator import keep_freed_memory
-    from bertdistill.training.dropout import dropout_mode
 
-    allocator = keep_freed_memory()  # process-wide (malloc), so both tools run under it
+    allocator = keep_freed_memory(args.cpu_allocator)  # process-wide (malloc), so both tools run under it
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -480,7 +483,7 @@ def main(argv=None) -> dict:
                "warmup_ratio": args.warmup_ratio, "weight_decay": args.weight_decay,
                "max_grad_norm": args.max_grad_norm, "seed": args.seed, "resume": False,
                "group_by_length": True, "grad_accum": 1, "mixed_precision": args.mixed_precision,
-               "log_every": 50},
+               "log_every": 50, "dropout_draws": args.dropout_draws, "cpu_allocator": args.cpu_allocator},
     )
     recipe = DistillRecipe(config)
     t = time.perf_counter()
@@ -627,7 +630,7 @@ def main(argv=None) -> dict:
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "transformers": transformers.__version__, "textbrewer": textbrewer.__version__,
                         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
-                        "allocator": allocator, "bertdistill_dropout": dropout_mode(),
+                        "allocator": allocator, "dropout_draws": args.dropout_draws,
                         "cpu": cpu, "cpu_flags": cpu_flags},
         "timing_note": "wall time from the start of training to the end of the last optimizer step; the machine "
                        "may be shared (see loadavg_before/after of each run)",

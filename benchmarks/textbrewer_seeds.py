@@ -1,4 +1,4 @@
-"""Mean and spread over seeds of full-epoch TextBrewer comparisons (issue 11).
+"""Mean and spread over seeds of full-epoch TextBrewer comparisons (benchmark ``textbrewer``).
 
 Reads the ``textbrewer_compare.json`` of each seed's run (``benchmarks/textbrewer_compare.py
 --epochs 1 --seed S``) and prints, per run (``tb_dynamic``, ``ours_cache``, ...), the dev
@@ -11,8 +11,8 @@ bertdistill run's dev accuracy is set against TextBrewer's: the difference of th
 its 95 % confidence interval from Welch's t (unequal variances, Welch-Satterthwaite degrees
 of freedom); the seeds of the two tools are not paired, their random streams differ::
 
-    python benchmarks/textbrewer_seeds.py runs/bench/textbrewer-epoch-bf16-s{42,1,2}/textbrewer_compare.json \\
-        --output benchmarks/results/perf/textbrewer-epoch-bf16/seeds.json
+    python benchmarks/textbrewer_seeds.py benchmarks/results/textbrewer/bf16-s{42,1,2}.json \\
+        --output benchmarks/results/textbrewer/bf16-seeds.json
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """TinyBERT shapes, PKD / KD baselines, the three layer-wise strategies and the TextRCNN
-teacher on an SST-2 subset (issue 7). Each run writes <out>/<name>.json as soon as it ends,
+teacher on an SST-2 subset (benchmark ``tinybert``). Each run writes <out>/<name>.json as soon as it ends,
 so a partial benchmark keeps what it measured.
 
     python benchmarks/tinybert_bench.py --teacher DIR --data ../shared/data/sst2/glue \
-        --train 2000 --epochs 1 --out benchmarks/results/tinybert --runs /work/artifacts/i7/runs
+        --train 2000 --epochs 1 --out benchmarks/results/tinybert --runs runs/bench/tinybert
 
 Columns: dev accuracy (full SST-2 dev), retention (student / teacher), parameters, batch-1
 CPU latency (teacher and student timed in the same process, interleaved in rounds, median

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Issue 7: the TinyBERT 4L/312 student on ALL of SST-2 (67,349 phrases), from random weights
-# and from a general TinyBERT student. Results: benchmarks/RESULTS.md, "TinyBERT 4L/312 on
-# all of SST-2". Models go to $ART (default runs/i7), the JSON summaries to
-# benchmarks/results/tinybert/full/.
+# Benchmark tinybert-full: the TinyBERT 4L/312 student on ALL of SST-2 (67,349 phrases), from
+# random weights and from a general TinyBERT student (benchmarks/RESULTS.md, "SST-2: TinyBERT,
+# PKD and layer-wise strategies"). Models go to $ART (default runs/bench/tinybert-full), the
+# JSON summaries to benchmarks/results/tinybert-full/.
 #   bash benchmarks/tinybert_full.sh general          # corpus, masked-LM head, general distillation (once)
 #   SEED=2 bash benchmarks/tinybert_full.sh random from-general
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
 D=${BERTDISTILL_DATA:-../shared/data}
-ART=${ART:-runs/i7}
+ART=${ART:-runs/bench/tinybert-full}
 TEACHER=${TEACHER:-runs/bench/sst2-teacher/best}
 SEED=${SEED:-1}
-RES=benchmarks/results/tinybert/full
+RES=benchmarks/results/tinybert-full
 mkdir -p "$ART" "$RES"
 # the task step: both stages of tinybert_task, 2 epochs each, lr 3e-4, bf16, dev scored every 1,000 steps
 task() {  # task NAME EXTRA_FLAGS...
@@ -36,5 +36,8 @@ for step in "$@"; do case $step in
     ;;
   random)       task tb4_full_s$SEED --student-config '{"preset": "tinybert4"}' ;;
   from-general) task tb4_gd_full_s$SEED --student "$ART/gd_tb4/student" ;;
+  speed)  # batch-1 latency and FLOP ratio of the task students against the teacher (after the runs above)
+    python benchmarks/tinybert_full_speed.py --teacher "$TEACHER" --data "$D/sst2/glue" --output "$RES/speed.json" \
+      "$ART"/tb4_*full_s* ;;
   *) echo "unknown step $step" >&2; exit 2 ;;
 esac; done

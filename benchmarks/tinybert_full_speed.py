@@ -4,8 +4,8 @@ one process, interleaved in rounds over the first 200 SST-2 dev sentences, media
 rounds' medians; forward FLOPs on the first 50 of them).
 
     python benchmarks/tinybert_full_speed.py --teacher runs/bench/sst2-teacher/best \
-        --data ../shared/data/sst2/glue --output benchmarks/results/tinybert/full/speed.json \
-        runs/i7/tb4_gd_full_s1 runs/i7/tb4_gd_full_s2 runs/i7/tb4_full_s1
+        --data ../shared/data/sst2/glue --output benchmarks/results/tinybert-full/speed.json \
+        runs/bench/tinybert-full/tb4_gd_full_s1 runs/bench/tinybert-full/tb4_full_s1
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The CPU allocator setting: glibc's mmap path off and a high trim threshold (the default), or
-malloc left alone (BERTDISTILL_ALLOCATOR=system); a wrong value is refused naming the variable.
-Each case runs in a fresh interpreter, as mallopt settings last for the process."""
+"""--cpu-allocator: glibc's mmap path off and a high trim threshold (keep, the default), or
+malloc left alone (system); a wrong value is refused naming the option. Each case runs in a
+fresh interpreter, as mallopt settings last for the process."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 PROBE = """
 import ctypes, json, sys
 from bertdistill.training.allocator import keep_freed_memory
-mode = keep_freed_memory()
+mode = keep_freed_memory(sys.argv[1]) if len(sys.argv) > 1 else keep_freed_memory()
 # glibc reports its settings through malloc_info: the XML has no mallopt values, so read the
 # effect instead: with mmap off, a 64 MB block comes from the heap (sbrk), which moves the break
 libc = ctypes.CDLL(None)
@@ -28,14 +28,11 @@ print(json.dumps({"mode": mode, "heap_grew": after - before, "heap_after_free": 
 """
 
 
-def _probe(env_value: str | None) -> dict:
+def _probe(mode: str | None) -> dict:
     import json
-    import os
 
-    env = {k: v for k, v in os.environ.items() if k != "BERTDISTILL_ALLOCATOR"}
-    if env_value is not None:
-        env["BERTDISTILL_ALLOCATOR"] = env_value
-    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run([sys.executable, "-c", PROBE, *([mode] if mode else [])], capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -55,14 +52,40 @@ def test_system_leaves_malloc_alone():
     assert got["heap_grew"] < 64 << 20  # glibc's default: a block this size is its own mmap
 
 
-def test_unknown_mode_is_refused(monkeypatch):
+def test_unknown_mode_is_refused():
     from bertdistill.training import allocator
 
-    monkeypatch.setenv("BERTDISTILL_ALLOCATOR", "tcmalloc")
-    with pytest.raises(ValueError, match="BERTDISTILL_ALLOCATOR"):
-        allocator.allocator_mode()
+    with pytest.raises(ValueError, match="--cpu-allocator must be keep or system, got 'tcmalloc'"):
+        allocator.keep_freed_memory("tcmalloc")
     # refused when the run's settings are checked, before any data or model is read
     from bertdistill.training.engine import TrainConfig
 
-    with pytest.raises(ValueError, match="BERTDISTILL_ALLOCATOR"):
-        TrainConfig()
+    with pytest.raises(ValueError, match="--cpu-allocator"):
+        TrainConfig(cpu_allocator="tcmalloc")
+
+
+RUN_PROBE = """
+import ctypes, json, sys
+from bertdistill.training.engine import TrainConfig, make_accelerator
+from bertdistill.training import allocator
+make_accelerator(TrainConfig(cpu_allocator=sys.argv[1]))
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+block = libc.malloc(64 << 20)
+heap = [line.split()[0] for line in open("/proc/self/maps") if line.rstrip().endswith("[heap]")][0]
+low, high = (int(x, 16) for x in heap.split("-"))
+print(json.dumps({"mode": allocator._applied, "in_heap": low <= block < high}))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+@pytest.mark.parametrize("mode, in_heap", [("system", False), ("keep", True)])
+def test_the_run_s_setting_reaches_malloc(mode, in_heap):
+    """make_accelerator applies TrainConfig.cpu_allocator: with keep a 64 MB block is served from
+    the heap, with system it is an mmap of its own (outside the [heap] mapping)."""
+    import json
+
+    done = subprocess.run([sys.executable, "-c", RUN_PROBE, mode], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got == {"mode": mode, "in_heap": in_heap}

@@ -5,10 +5,15 @@ The primitives the sequence uses (safetensors' save_file, torch.save, os.replace
 pruning's shutil.rmtree) are wrapped; the k-th call leaves a realistic partial effect (half
 a file written, one file of the old folder deleted) and raises ``Killed``, a BaseException
 that nothing in the engine catches, as a SIGKILL would stop the process there.
+
+A full disk (``OSError(ENOSPC)`` from a writer) ends the run with one line naming the folder;
+the new checkpoint's folder is removed, ``latest`` still names the last good checkpoint, and
+running again resumes from it to the same weights.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -17,6 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bertdistill.durable import DiskWriteError
 from bertdistill.training import checkpoint as ckpt
 from bertdistill.training.checkpoint import checkpoint_step, latest_checkpoint
 from bertdistill.training.engine import TrainConfig, TrainLoop
@@ -180,3 +186,80 @@ def test_scaler_and_cuda_rng_states_travel_with_the_checkpoint(tmp_path, monkeyp
     ckpt.load_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler, scaler=fresh)
     assert fresh.get_scale() == 96.0 and fresh.state_dict()["growth_interval"] == 7
     assert [restored[0].tolist(), restored[1].tolist()] == [[1, 2, 3], [4, 5]]
+
+
+def _full_disk(monkeypatch, writer: str, nth: int) -> None:
+    """The ``nth`` call (1-based) of one checkpoint writer fails as on a full disk, leaving a torn file."""
+    calls = [0]
+
+    def fails(path) -> bool:
+        calls[0] += 1
+        if calls[0] != nth:
+            return False
+        Path(path).write_bytes(b"\x00" * 7)
+        return True
+
+    def enospc() -> OSError:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    if writer == "pointer":
+        real_pointer = ckpt.write_text_atomic
+
+        def fake_pointer(path, text):
+            if fails(Path(path).with_name(Path(path).name + ".tmp")):
+                raise enospc()
+            return real_pointer(path, text)
+
+        monkeypatch.setattr(ckpt, "write_text_atomic", fake_pointer)
+    elif writer == "save_file":
+        real_save_file = ckpt.save_file
+
+        def fake_save_file(tensors, path, *a, **k):
+            if fails(path):
+                raise enospc()
+            return real_save_file(tensors, path, *a, **k)
+
+        monkeypatch.setattr(ckpt, "save_file", fake_save_file)
+    else:
+        real_torch_save = torch.save
+
+        def fake_torch_save(obj, path, *a, **k):
+            if fails(path):
+                raise enospc()
+            return real_torch_save(obj, path, *a, **k)
+
+        monkeypatch.setattr(torch, "save", fake_torch_save)
+
+
+# the second checkpoint (step 4): its weights, its RNG file (trainer.pt and rng_rank0.pt per checkpoint), its pointer
+@pytest.mark.parametrize("writer, nth", [("save_file", 2), ("torch.save", 4), ("pointer", 2)])
+def test_full_disk_in_a_checkpoint_keeps_the_last_good_one_and_the_rerun_resumes(tmp_path, monkeypatch, writer, nth):
+    reference, _ = _run(tmp_path / "straight")
+    out = tmp_path / "full"
+    with monkeypatch.context() as m:
+        _full_disk(m, writer, nth)
+        with pytest.raises(DiskWriteError) as caught:
+            _run(out)
+    root = out / "checkpoints"
+    good = latest_checkpoint(root)
+    assert checkpoint_step(good) == 2
+    message = str(caught.value)
+    assert caught.value.errno == errno.ENOSPC and "\n" not in message
+    assert message.startswith(f"could not write the checkpoint {root / 'ckpt-4-'}")
+    assert f"No space left on device; the last good checkpoint {good} is kept" in message
+    # no partial folder, no finished-but-unpointed folder, no torn pointer
+    assert sorted(p.name for p in root.iterdir()) == sorted(["latest", good.name])
+
+    weights, loop = _run(out)  # the disk has space again: resumes from step 2
+    assert loop.state.step == 6
+    for name, value in reference.items():
+        assert torch.equal(value, weights[name]), f"{writer}: {name} differs"
+    assert _steps(out) == _steps(tmp_path / "straight")
+
+
+def test_full_disk_at_the_first_checkpoint_says_none_is_kept(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _full_disk(monkeypatch, "save_file", 1)
+    with pytest.raises(DiskWriteError, match=r"No space left on device; no earlier checkpoint exists"):
+        _run(Path("run"))
+    assert sorted(p.name for p in Path("run/checkpoints").iterdir()) == []

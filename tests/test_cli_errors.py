@@ -6,6 +6,7 @@ subprocess run checks the real entry point and ``--verbose`` after the subcomman
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -61,6 +62,10 @@ BAD = [  # (argv with {placeholders}, text the one-line message must hold)
     (["finetune", "--data", "{txt}", "--output", "{dir}/o"], "cannot tell the format"),
     (["finetune", "--task", "nope", "--data", "{csv}", "--output", "{dir}/o"], "unknown task 'nope'"),
     (["finetune", "--data", "{csv}", "--lr", "-1", "--output", "{dir}/o"], "argument --lr: must be greater than 0"),
+    (["finetune", "--data", "{csv}", "--dropout-draws", "byte", "--output", "{dir}/o"],
+     "argument --dropout-draws: invalid choice: 'byte'"),
+    (["distill", "--teacher", "{model}", "--data", "{csv}", "--cpu-allocator", "tcmalloc", "--output", "{dir}/d"],
+     "argument --cpu-allocator: invalid choice: 'tcmalloc'"),
     (["finetune", "--data", "{csv}", "--output", "{taken}"], "argument --output:"),
     (["finetune", "--data", "{csv}", "--validation-split", "2", "--output", "{dir}/o"], "--validation-split"),
     (["finetune", "--data", "{csv}", "--bogus-flag", "--output", "{dir}/o"], "unrecognized arguments: --bogus-flag"),
@@ -224,6 +229,25 @@ def test_help_has_text_and_defaults_for_every_option():
     assert "~/.cache/bertdistill/teacher" in distill_help
     finetune_help = commands["finetune"].format_help()
     assert "(default: 5e-05)" in finetune_help and "(default: 0.1)" in finetune_help
+    assert "(default: torch)" in finetune_help and "(default: keep)" in finetune_help
+    assert "default: the recipe's, else torch" in " ".join(commands["general-distill"].format_help().split())
+    # every option with a default worth showing says it, in every command and sub-command
+    from bertdistill.commands.options import HelpFormatter
+
+    def walk(p, name):
+        yield name, p
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    yield from walk(sub, f"{name} {sub_name}")
+
+    for name, sub in walk(parser, "bertdistill"):
+        assert sub.formatter_class is HelpFormatter, name
+        formatter = sub._get_formatter()
+        for action in sub._actions:
+            shown = action.default not in (None, False, argparse.SUPPRESS, []) and action.nargs != 0
+            if action.option_strings and shown:
+                assert "default" in formatter._get_help_string(action), f"{name} {action.option_strings}"
     assert "~/.cache/bertdistill/teacher" in parser.format_help()
 
 

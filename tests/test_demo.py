@@ -4,18 +4,30 @@ independent computation (learning itself is covered by the pipeline tests)."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from bertdistill.data import load_task
 from bertdistill.evaluation import evaluate_model
 from bertdistill.models.loading import load_task_model, load_tokenizer
+from bertdistill.pipelines import demo
 from bertdistill.pipelines.demo import run_demo
 
 
-def test_demo_numbers_follow_from_the_saved_models(tiny_encoder_dir, toy_task_dir, tmp_path, capsys):
+def test_demo_numbers_follow_from_the_saved_models(tiny_encoder_dir, toy_task_dir, tmp_path, capsys, monkeypatch):
+    build_report, report_end = demo.build_report, []
+
+    def timed_report(*args, **kwargs):
+        result = build_report(*args, **kwargs)
+        report_end.append(time.perf_counter())
+        return result
+
+    monkeypatch.setattr(demo, "build_report", timed_report)
+    started = time.perf_counter()
     summary = run_demo(str(tmp_path / "demo"), teacher=str(tiny_encoder_dir), task="tsv", data=str(toy_task_dir),
                        teacher_epochs=1, student_epochs=1, max_train_examples=64, latency_runs=5)
+    finished = time.perf_counter()
     out = capsys.readouterr().out
     saved = json.loads((tmp_path / "demo" / "demo.json").read_text())
     teacher, student = saved["teacher"], saved["student"]
@@ -41,3 +53,11 @@ def test_demo_numbers_follow_from_the_saved_models(tiny_encoder_dir, toy_task_di
     assert f"{t_ms / s_ms:.2f}x" in out and f"{retention:.1%}" in out and "run directory" in out
     assert (tmp_path / "demo" / "report" / "report.md").is_file() and saved["pareto"]
     assert (tmp_path / "demo" / "student" / "student" / "README.md").is_file()  # the student's model card
+
+    # the timer covers the whole demo, the report included; the table is printed last, after the report's logs
+    assert report_end[0] - started - 0.2 <= saved["minutes"] * 60 <= finished - started
+    last = out.strip().splitlines()[-5:]
+    assert last[0].startswith("model") and last[1].startswith("teacher") and last[2].startswith("student")
+    assert last[3].startswith("retention of the teacher's accuracy")
+    assert last[4].startswith("run directory") and f"({saved['minutes']:.1f} min)" in last[4]
+    assert out.index("[5/5] report") < out.rindex(last[0])

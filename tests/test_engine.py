@@ -147,16 +147,16 @@ def test_fused_foreach_and_loop_adamw_give_the_same_weights(tmp_path):
         TrainConfig(optimizer="sgd")
 
 
-@pytest.mark.parametrize("mode", ["torch", "byte", "fast"])
-def test_cpu_training_dropout_and_the_model_given_back_unchanged(tmp_path, monkeypatch, mode):
-    """With $BERTDISTILL_DROPOUT=byte the model's nn.Dropout runs as ByteDropout during CPU
-    training (by default it stays nn.Dropout); afterwards the model has its own module again.
-    The grad norm before clipping is logged."""
+@pytest.mark.parametrize("mode", ["torch", "fast"])
+def test_cpu_training_dropout_and_the_model_given_back_unchanged(tmp_path, mode):
+    """With --dropout-draws fast the model's nn.Dropout runs as WordDropout during CPU training
+    (by default it stays nn.Dropout); afterwards the model has its own module again. The grad
+    norm before clipping is logged."""
     import json
 
     from torch import nn
 
-    from bertdistill.training.dropout import ByteDropout, WordDropout
+    from bertdistill.training.dropout import WordDropout
 
     class Dropped(nn.Module):
         def __init__(self):
@@ -164,7 +164,6 @@ def test_cpu_training_dropout_and_the_model_given_back_unchanged(tmp_path, monke
             self.lin = nn.Linear(2, 1)
             self.drop = nn.Dropout(0.1)
 
-    monkeypatch.setenv("BERTDISTILL_DROPOUT", mode)
     model = Dropped()
     original = model.drop
     seen = []
@@ -176,9 +175,9 @@ def test_cpu_training_dropout_and_the_model_given_back_unchanged(tmp_path, monke
     feats = [{"input_ids": [1], "x": [float(i), 1.0], "y": 1.0} for i in range(8)]
     collate = lambda items: {"x": torch.tensor([f["x"] for f in items]),  # noqa: E731
                              "y": torch.tensor([f["y"] for f in items])}
-    cfg = TrainConfig(max_steps=4, batch_size=2, lr=0.01, log_every=1, group_by_length=False)
+    cfg = TrainConfig(max_steps=4, batch_size=2, lr=0.01, log_every=1, group_by_length=False, dropout_draws=mode)
     TrainLoop(model, feats, collate, loss_step, config=cfg, output_dir=tmp_path).train()
-    assert seen and set(seen) == {{"byte": ByteDropout, "fast": WordDropout}.get(mode, nn.Dropout)}
+    assert seen and set(seen) == {WordDropout if mode == "fast" else nn.Dropout}
     assert model.drop is original
     logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     norms = [r["grad_norm"] for r in logged if "grad_norm" in r]

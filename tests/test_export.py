@@ -118,6 +118,54 @@ def test_int8_export_distilbert_and_token_model(tmp_path):
     assert model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.shape == (2, 7, 5)
 
 
+def _embedding_tables(onnx_path):
+    """{input name: dtype name} of the initializers the embedding node (the one reading
+    input_ids) takes, and that node's operator type."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path)).graph
+    dtypes = {i.name: onnx.TensorProto.DataType.Name(i.data_type) for i in graph.initializer}
+    reads_ids = {"input_ids"} | {n.output[0] for n in graph.node if n.op_type == "Cast" and n.input[0] == "input_ids"}
+    node = next(n for n in graph.node if set(n.input) & reads_ids and "Embed" in n.op_type)
+    return node.op_type, {name: dtypes[name] for name in node.input if name in dtypes}
+
+
+def test_int8_export_keeps_embeddings_fp32_when_asked(tmp_path, capsys):
+    path, _ = _tiny_saved(tmp_path)
+    default = export_model(str(path), "onnx-int8", tmp_path / "emb8")
+    kept = export_model(str(path), "onnx-int8", tmp_path / "emb32", int8_embeddings=False)
+    op, tables = _embedding_tables(tmp_path / "emb8" / "model.onnx")
+    assert op == "QEmbedLayerNormalization"
+    for part in ("word_embeddings", "position_embeddings", "token_type_embeddings", "embeddings.LayerNorm.weight"):
+        quantised = [dtype for name, dtype in tables.items() if part in name and name.endswith("_quantized")]
+        assert quantised and set(quantised) <= {"INT8", "UINT8"}, (part, tables)
+    op, tables = _embedding_tables(tmp_path / "emb32" / "model.onnx")
+    assert op == "EmbedLayerNormalization"
+    assert not any("_quantized" in name for name in tables)
+    for part in ("word_embeddings", "position_embeddings", "token_type_embeddings", "embeddings.LayerNorm.weight"):
+        assert [dtype for name, dtype in tables.items() if part in name] == ["FLOAT"], (part, tables)
+    for manifest in (default, kept):  # the MatMul / Attention weights are int8 either way
+        ops = manifest["operators"]
+        assert ops["QAttention"] + ops["MatMulInteger"] + ops["DynamicQuantizeMatMul"] > 0
+        assert manifest["parity"]["ok"]
+    assert default["quantization"]["embeddings"] != "fp32" and kept["quantization"]["embeddings"] == "fp32"
+    assert {"Gather", "EmbedLayerNormalization"} <= set(default["quantization"]["op_types"])
+    assert "MatMul" in kept["quantization"]["op_types"] and not (
+        {"Gather", "EmbedLayerNormalization"} & set(kept["quantization"]["op_types"]))
+    on_disk = json.loads((tmp_path / "emb32" / "export.json").read_text())
+    assert on_disk["quantization"] == kept["quantization"]
+    # the command line: --fp32-embeddings, and refused one line with exit 2 where it cannot apply
+    capsys.readouterr()
+    assert main(["export", str(path), "--format", "onnx-int8", "--fp32-embeddings", "--no-eval",
+                 "--max-length", "32", "--output", str(tmp_path / "cli32")]) == 0
+    assert json.loads((tmp_path / "cli32" / "export.json").read_text())["quantization"]["embeddings"] == "fp32"
+    capsys.readouterr()
+    assert main(["export", str(path), "--fp32-embeddings", "--max-length", "32", "--output", str(tmp_path / "no")]) == 2
+    err = capsys.readouterr().err
+    assert "--fp32-embeddings applies to --format onnx-int8 only" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "no").exists()
+
+
 def test_parity_failure_is_loud_and_writes_nothing(tmp_path):
     path, _ = _tiny_saved(tmp_path)
     out = tmp_path / "never"

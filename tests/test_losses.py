@@ -71,6 +71,20 @@ def test_kd_kl_temperature_softens_and_scales_by_t_squared():
     close(LOSSES["kd_kl"](temperature=2.0)(s, t), 4.0 * KL_T_HALVES_S_QUARTERS)
 
 
+def test_kd_kl_mean_reduction_averages_over_classes_too():
+    # as test_kd_kl_batchmean_t1 at T=2 (logits doubled), divided by C = 2 classes
+    s = T([[0.0, 0.0], [2 * LN3, 0.0]])
+    t = T([[2 * LN3, 0.0], [0.0, 0.0]])
+    expected = 4.0 * (KL_T_QUARTERS_S_HALVES + KL_T_HALVES_S_QUARTERS) / 2 / 2
+    close(LOSSES["kd_kl"](temperature=2.0, reduction="mean")(s, t), expected)
+    # three classes: [ln2, 0, 0] -> [1/2, 1/4, 1/4] (teacher) vs uniform (student), / 3
+    kl = 0.5 * math.log(0.5 * 3) + 2 * 0.25 * math.log(0.25 * 3)
+    close(build_loss("kd_kl", 1.0, reduction="mean")(T([[0.0, 0.0, 0.0]]), T([[LN2, 0.0, 0.0]])),
+          kl / 3)
+    with pytest.raises(ValueError, match="kd_kl: reduction must be 'batchmean' or 'mean'.*'sum'"):
+        build_loss("kd_kl", 1.0, reduction="sum")
+
+
 def test_kd_kl_gradient_is_p_s_minus_p_t():
     s = T([[0.0, 0.0]]).requires_grad_()
     LOSSES["kd_kl"]()(s, T([[LN3, 0.0]])).backward()
@@ -250,6 +264,19 @@ def test_pkd_cls_normalised_vectors():
     hs = torch.stack([s, T([[9.0, 1.0], [1.0, 9.0]])], dim=1)
     ht = torch.stack([t, T([[-9.0, 1.0], [1.0, -9.0]])], dim=1)
     close(LOSSES["pkd_cls"]()(hs, ht), 0.4)
+
+
+def test_pkd_cls_mean_reduction_averages_over_hidden_units():
+    # the vectors of test_pkd_cls_normalised_vectors: Σ_d is .8 and 0, now / (2 examples × 2 units)
+    s = T([[3.0, 4.0], [0.0, 2.0]])
+    t = T([[1.0, 0.0], [0.0, 5.0]])
+    loss = LOSSES["pkd_cls"](reduction="mean")
+    close(loss(s, t), 0.2)
+    assert loss.pair_reduction == "mean" and LOSSES["pkd_cls"]().pair_reduction == "sum"
+    # width 3: [1,2,2]/3 vs [0,0,1]: (1/9 + 4/9 + 1/9) / 3 units
+    close(loss(T([[1.0, 2.0, 2.0]]), T([[0.0, 0.0, 7.0]])), (6 / 9) / 3)
+    with pytest.raises(ValueError, match="pkd_cls: reduction must be 'sum' or 'mean'"):
+        build_loss("pkd_cls", reduction="batchmean")
 
 
 # ----------------------------------------------------------------------------- attention

@@ -104,7 +104,7 @@ def test_label_count_mismatch_names_both_numbers(tmp_path):
     model = load_task_model(d, named)
     out = save_model(model, None, tmp_path / "abc", task=named)
     other = TaskSpec("xyz", "classification", ["x", "y", "z"], ("accuracy",))
-    with pytest.warns(UserWarning, match=r"\['a', 'b', 'c'\] differ from task 'xyz'"):
+    with pytest.warns(UserWarning, match=r"with labels a, b, c, not the labels x, y, z of task 'xyz'"):
         load_task_model(out, other)
 
 

@@ -105,9 +105,10 @@ def test_shipped_recipe_contents():
     assert [t.layers for t in pkd_skip.terms if t.loss == "pkd_cls"] == ["skip"]
     assert [t.layers for t in pkd_last.terms if t.loss == "pkd_cls"] == ["last_k"]
     assert 100 <= pkd_skip.terms[2].weight <= 500
-    for pkd in (pkd_skip, pkd_last):  # the paper's a = 0.7 on a loss without T²: our kd_kl carries T²
-        w = {t.loss: (t.weight, t.temperature) for t in pkd.terms}
-        assert w["kd_kl"][0] * w["kd_kl"][1] ** 2 == pytest.approx(0.7) and w["hard"][0] == pytest.approx(0.3)
+    for pkd in (pkd_skip, pkd_last):  # the authors' a = 0.7, b = 100, T = 5 on mean reductions
+        w = {t.loss: (t.weight, t.temperature, t.params) for t in pkd.terms}
+        assert w == {"kd_kl": (0.7, 5.0, {"reduction": "mean"}), "hard": (0.3, 1.0, {}),
+                     "pkd_cls": (100.0, 1.0, {"reduction": "mean"})}
     general = load_recipe("general_distilbert")  # DistilBERT's triple loss with the paper's weights
     g = {t.loss: t for t in general.terms}
     assert (g["mlm_kd"].weight, g["mlm_kd"].temperature, g["mlm_kd"].params) == (5.0, 2.0, {"positions": "real"})
@@ -176,6 +177,8 @@ training:
     ("terms:\n  - {loss: kd_kl, projection: 'yes'}\n", ["terms[0]", "projection"]),
     ("terms:\n  - {loss: token_kd, params: {positions: all, mode: x}}\n",
      ["terms[0]", "unknown parameter(s) mode", "positions"]),
+    ("terms:\n  - {loss: pkd_cls, params: {reduction: avg}}\n",
+     ["exp.yaml", "terms[0] (pkd_cls)", "reduction must be 'sum' or 'mean'", "'avg'"]),
     ("terms:\n  - {loss: kd_kl, name: a}\n  - {loss: hard, name: a}\n", ["exp.yaml", "'a'"]),
     ("terms:\n  - {loss: kd_kl, weight: 0}\n", ["exp.yaml", "weight 0"]),
     ("terms: []\n", ["exp.yaml", "non-empty list"]),

@@ -43,17 +43,31 @@ def _loop(out: Path, feats=None, fingerprint=None, **cfg) -> TrainLoop:
 
 
 @pytest.mark.parametrize("change, expected", [
-    ({"batch_size": 8}, r"batch_size \(--batch-size\): 4 -> 8"),
-    ({"seed": 2}, r"seed \(--seed\): 1 -> 2"),
-    ({"grad_accum": 2}, r"grad_accum \(--grad-accum\): 1 -> 2"),
-    ({"max_steps": 9}, r"max_steps \(--max-steps\): 4 -> 9"),
-    ({"group_by_length": False}, r"group_by_length \(--no-length-grouping\): true -> false"),
+    ({"batch_size": 8}, r"batch_size \(--batch-size\): 4 \(checkpoint\) vs 8 \(now\);"),
+    ({"seed": 2}, r"seed \(--seed\): 1 \(checkpoint\) vs 2 \(now\);"),
+    ({"grad_accum": 2}, r"grad_accum \(--grad-accum\): 1 \(checkpoint\) vs 2 \(now\);"),
+    ({"max_steps": 9}, r"max_steps \(--max-steps\): 4 \(checkpoint\) vs 9 \(now\);"),
+    ({"group_by_length": False}, r"group_by_length \(--no-length-grouping\): true \(checkpoint\) vs false \(now\);"),
 ])
 def test_changed_option_is_refused_with_the_difference(tmp_path, change, expected):
     _loop(tmp_path).train()
     with pytest.raises(ValueError, match=expected) as err:
         _loop(tmp_path, **change).train()
     assert "--no-resume" in str(err.value) and "--output" in str(err.value)
+
+
+def test_dropout_draws_are_part_of_the_run_and_the_allocator_is_not(tmp_path):
+    """fast draws are another random stream: resuming their checkpoint with torch's is refused; the
+    allocator only changes speed, so a checkpoint resumes under either setting."""
+    _loop(tmp_path, dropout_draws="fast").train()
+    assert read_fingerprint(latest_checkpoint(tmp_path / "checkpoints"))["dropout_draws"] == "fast"
+    with pytest.raises(ValueError, match=r"dropout_draws \(--dropout-draws\): fast \(checkpoint\) vs \(absent\) \(now\);"):
+        _loop(tmp_path).train()
+    _loop(tmp_path / "plain").train()
+    assert "dropout_draws" not in read_fingerprint(latest_checkpoint(tmp_path / "plain" / "checkpoints"))
+    again = _loop(tmp_path / "plain", cpu_allocator="system")
+    again.train()
+    assert again.state.step == 4
 
 
 def test_changed_data_and_recipe_fields_are_listed_together(tmp_path):
@@ -64,7 +78,8 @@ def test_changed_data_and_recipe_fields_are_listed_together(tmp_path):
         _loop(tmp_path, feats=_feats(first_ids=(1, 3)), fingerprint={"recipe": "pkd_skip", "max_length": 64},
               lr=0.2).train()
     message = str(err.value)
-    assert "data (" in message and "recipe (--recipe): kd -> pkd_skip" in message and "lr (--lr): 0.1 -> 0.2" in message
+    assert "data (" in message and "recipe (--recipe): kd (checkpoint) vs pkd_skip (now);" in message
+    assert "lr (--lr): 0.1 (checkpoint) vs 0.2 (now);" in message
     assert "max_length" not in message  # unchanged fields are not listed
 
 
@@ -107,7 +122,7 @@ def test_finetune_recipe_refuses_a_changed_batch_size_on_resume(tiny_encoder_dir
                  max_train_examples=64, max_eval_examples=16)
     stored = read_fingerprint(latest_checkpoint(out / "checkpoints"))
     assert stored["recipe"] == "finetune" and stored["model"] == str(tiny_encoder_dir)
-    with pytest.raises(ValueError, match=r"batch_size \(--batch-size\): 8 -> 16"):
+    with pytest.raises(ValueError, match=r"batch_size \(--batch-size\): 8 \(checkpoint\) vs 16 \(now\);"):
         api.finetune("tsv", str(tiny_encoder_dir), str(out), str(toy_task_dir),
                      train=TrainConfig(**{**train, "batch_size": 16}), max_train_examples=64, max_eval_examples=16)
     with pytest.raises(ValueError, match=r"data \(--data"):  # another subset of the data
@@ -133,7 +148,7 @@ def test_checkpoint_of_another_process_count_is_refused(tmp_path):
     run_json = latest_checkpoint(tmp_path / "checkpoints") / "run.json"
     stored = json.loads(run_json.read_text())
     run_json.write_text(json.dumps({**stored, "world_size": 2}))
-    with pytest.raises(ValueError, match=r"world_size \(torchrun --nproc_per_node\): 2 -> 1"):
+    with pytest.raises(ValueError, match=r"world_size \(torchrun --nproc_per_node\): 2 \(checkpoint\) vs 1 \(now\);"):
         _loop(tmp_path).train()
 
 

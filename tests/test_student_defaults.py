@@ -3,7 +3,9 @@ architecture chosen on sentence-pair tasks."""
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 
 import pytest
 
@@ -52,8 +54,12 @@ def _pair_task(folder):
 @pytest.mark.parametrize("asked, arch", [(None, "same"), ("distilbert", "distilbert")])
 def test_pair_task_pipeline_uses_same_arch_unless_asked(tiny_teacher, tmp_path, caplog, asked, arch):
     data = _pair_task(tmp_path / "pairs")
+    teacher = tmp_path / "pair_teacher"  # the tiny teacher, recorded as one of a sentence-pair task
+    shutil.copytree(tiny_teacher, teacher)
+    labels = json.loads((teacher / "labels.json").read_text())
+    (teacher / "labels.json").write_text(json.dumps({**labels, "pair": True}))
     recipe = DistillRecipe(DistillConfig(
-        teacher=str(tiny_teacher), task="tsv", data=str(data), output=str(tmp_path / "o"), recipe="distilbert",
+        teacher=str(teacher), task="tsv", data=str(data), output=str(tmp_path / "o"), recipe="distilbert",
         student_arch=asked, cache_teacher=False,
         data_options={"text_column": "first", "text_pair_column": "second", "label_column": "label"}))
     with caplog.at_level(logging.WARNING):
@@ -64,6 +70,6 @@ def test_pair_task_pipeline_uses_same_arch_unless_asked(tiny_teacher, tmp_path, 
 
 
 def test_shipped_one_out_of_two_recipes_use_the_measured_better_preset():
-    # every_other beat every_other_last on SST-2 with both seeds (benchmarks/RESULTS.md, issue 10)
+    # every_other beat every_other_last on SST-2 with both seeds (benchmarks/RESULTS.md, "Reliability")
     for name in ("distilbert", "kd", "kd_hidden_mse", "ner_kd", "tinybert_task"):
         assert load_recipe(name).student["layers"] == "every_other", name

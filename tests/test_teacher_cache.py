@@ -77,13 +77,13 @@ def test_cache_reused_unchanged_and_rebuilt_when_teacher_or_data_change(tiny_tea
 def test_bf16_run_builds_its_own_cache_in_autocast_and_fp32_keeps_its_folder(tiny_teacher, toy_task_dir, tmp_path,
                                                                              monkeypatch):
     """--mixed-precision bf16 computes the cache under bf16 autocast (every teacher forward) into
-    another folder; an fp32 cache keeps the folder name it always had."""
+    another folder; an fp32 cache's folder is the key without a precision."""
     from bertdistill.distill import cache as cache_mod
 
     cache = tmp_path / "cache"
     fp32 = _setup(tiny_teacher, toy_task_dir, cache, tmp_path / "a")
     recipe = fp32
-    # the fp32 folder is the hash without a precision: caches built before the option are still found
+    # the fp32 folder is the hash without a precision (the key of the default build)
     assert fp32.cache.path.name == cache_mod.fingerprint(recipe.teacher, recipe.train_features,
                                                          recipe.distiller.teacher_keys, torch.float16)
     seen = []

@@ -174,6 +174,7 @@ def test_strategies_make_the_documented_stages():
     assert [s.terms for s in strategy_stages("all_at_once", recipe.terms)] == [["hid", "att", "kd"]]
     two = strategy_stages("intermediate_then_prediction", recipe.terms)
     assert [(s.name, s.terms) for s in two] == [("intermediate", ["hid", "att"]), ("prediction", ["kd"])]
+    assert [s.transfer for s in two] == [True, True]  # TinyBERT: both stages on the augmented set
     prog = strategy_stages("progressive", recipe.terms, 2, prediction={"epochs": 2})
     assert [(s.name, s.layer) for s in prog] == [("layer1", 1), ("layer2", 2), ("prediction", None)]
     assert prog[-1].training == {"epochs": 2}
@@ -241,3 +242,39 @@ def test_progressive_strategy_freezes_the_layers_below(tiny_teacher, toy_task_di
     assert not torch.equal(one[layer1], two[layer1])                                  # trained
     stage2 = yaml.safe_load((out / "02_layer2" / "recipe.yaml").read_text())
     assert stage2["terms"][0]["layers"] == [[2, 2]]
+
+
+def test_both_tinybert_stages_train_on_the_augmented_transfer_set(tiny_teacher, toy_task_dir, tmp_path):
+    from bertdistill.augment import build_transfer_set
+    from bertdistill.data import load_task
+
+    assert [s.transfer for s in load_recipe("tinybert_task").stages] == [True, True]
+    originals = load_task("tsv", str(toy_task_dir)).split("train")[:40]
+    path = tmp_path / "aug.jsonl"
+    examples, meta = build_transfer_set(originals, "blank", copies=2, seed=0, output=path, progress=False, p=0.5)
+    n = len(examples)
+    assert n > 60 and meta["augmented"] == n - 40
+    out = tmp_path / "tb_aug"
+    result = api.distill(str(tiny_teacher), "tsv", str(out), str(toy_task_dir), recipe="tinybert_task",
+                         student_config=NARROW, cache_dir=str(tmp_path / "cache"), transfer_data=str(path),
+                         train={"epochs": 1, "batch_size": 16, "seed": 2}, latency_runs=0)
+    steps = -(-n // 16)  # one epoch over the transfer set
+    for record, folder in zip(result["stages"], ("01_intermediate", "02_prediction")):
+        assert record["folder"] == folder and record["transfer"] is True
+        assert record["train_examples"] == n and record["steps"] == steps, record
+        data = json.loads((out / folder / "run_config.json").read_text())["data"]
+        assert (data["train"], data["dev"]) == (n, 100)  # dev: the task's own 100 sentences
+    assert yaml.safe_load((out / "02_prediction" / "recipe.yaml").read_text())["augment"] == {
+        "file": str(path.resolve())}
+    assert result["dev"]["student"]["accuracy"] is not None
+
+
+def test_a_transfer_set_nothing_reads_is_refused_before_any_model_loads(tmp_path):
+    # the teacher folder does not exist: the transfer set is checked before it is read
+    with pytest.raises(ValueError, match="transfer_data: .*nope.jsonl not found"):
+        api.distill(str(tmp_path / "no_teacher"), "tsv", str(tmp_path / "o"), str(tmp_path),
+                    recipe="tinybert_task", transfer_data=str(tmp_path / "nope.jsonl"))
+    (tmp_path / "aug.jsonl").write_text('{"text": "a film", "label": 1}\n')
+    with pytest.raises(ValueError, match="recipe kd has no stage marked 'transfer: true'.*augment"):
+        api.distill(str(tmp_path / "no_teacher"), "tsv", str(tmp_path / "o"), str(tmp_path),
+                    recipe="kd", transfer_data=str(tmp_path / "aug.jsonl"))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .data import load_task
 from .metrics import format_metrics
-from .models.loading import hub_options
+from .models.loading import check_length_fits, hub_options
 from .pipelines.distill import DistillConfig
 from .pipelines.finetune import FinetuneConfig, FinetuneRecipe
 from .training.engine import TrainConfig
@@ -60,7 +60,10 @@ def finetune(task: str | None = None, model: str = "minilm-l6", output: str = "r
 
     ``train``: a dict of the TrainConfig fields to change (``{"epochs": 3, "lr": 5e-5}``) or a
     TrainConfig. Other keywords of ``FinetuneConfig`` (``eval_split``, ``test_split``, ...)
-    pass through ``options``. Returns the results dict (``best_dir``, dev/test metrics).
+    pass through ``options``. Returns the results dict (``best_dir``, dev/test metrics, and a
+    ``verdict``: the dev metric against the best constant answer). Unless ``train`` sets
+    ``epochs`` or ``max_steps``, a small train split gets a smaller batch and more epochs
+    (``bertdistill.pipelines.small_data``; said in one line, recorded as ``small_data``).
 
     Example::
 
@@ -74,7 +77,9 @@ def finetune(task: str | None = None, model: str = "minilm-l6", output: str = "r
                             max_train_examples=max_train_examples, max_eval_examples=max_eval_examples,
                             skip_bad_rows=skip_bad_rows, **options)
     config.train = TrainConfig(**train_options(train))
+    config.train_given = sorted(train_options(train))  # the rest may follow the data size (small data)
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
+        config.max_length = check_length_fits(model, max_length)  # within the model's positions, before any work
         return FinetuneRecipe(config).run()
 
 
@@ -102,6 +107,9 @@ def distill(teacher: str, task: str | None = None, output: str = "runs/student",
     fine-tuned head is refused unless ``allow_untrained_teacher``. A recipe with stages or a
     layer-wise strategy runs each stage in its own sub-folder (``bertdistill.pipelines.stages``);
     ``transfer_data`` is the augmented transfer set read by the stages marked ``transfer``.
+    On a small train split the recipe's training length follows the data unless ``train`` sets
+    ``epochs`` or ``max_steps`` (``bertdistill.pipelines.small_data``); a student no better than a
+    constant answer, or below 90 % of the teacher, is warned about and flagged under ``verdict``.
 
     Example::
 
@@ -113,7 +121,7 @@ def distill(teacher: str, task: str | None = None, output: str = "runs/student",
     from .distill.recipe import load_recipe
     from .pipelines.bilstm import check_bilstm_student, check_bilstm_terms, recipe_for, wants_bilstm
     from .pipelines.plan import check_teacher, report
-    from .pipelines.stages import is_staged, preflight, run_staged
+    from .pipelines.stages import check_transfer_data, is_staged, preflight, run_staged
     from .training.validate import check_distill_options
 
     opts = _data(locals_=locals(), base=data_options)
@@ -129,11 +137,13 @@ def distill(teacher: str, task: str | None = None, output: str = "runs/student",
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
         check_distill_options(config)  # bad options first, before any model is read
         plan = load_recipe(recipe).with_overrides(temperature=temperature, weights=weights)
+        check_transfer_data(transfer_data, plan)  # a missing set, or no stage to read it
         TrainConfig.merged(plan.training, config.train)  # training numbers (--lr, ...) before any model
         if wants_bilstm(config):  # terms a BiLSTM cannot serve are refused before the teacher is read
             check_bilstm_terms(plan.terms, None, plan.name)
             check_bilstm_student(plan.student)
         check_teacher(teacher, allow_untrained=allow_untrained_teacher, finetune_hint=hint)
+        config.max_length = check_length_fits(teacher, max_length)
         if is_staged(plan):
             return run_staged(config, transfer_data, latency_runs=latency_runs)
         if wants_bilstm(config):  # the word-level BiLSTM student has its own recipe class
@@ -164,9 +174,13 @@ def evaluate(model: str, task: str | None = None, data: str | None = None, *, sp
     from .evaluation import evaluate_model
     from .export.runtime import load_for_inference
     from .models.loading import load_tokenizer
+    from .writable import check_writable_file
 
+    if output:
+        check_writable_file(output)  # before the model runs, not after
     opts = _with_model_labels(model, task, data, _data(locals_=locals(), base=data_options))
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
+        max_length = check_length_fits(model, max_length)
         task_data = load_task(task, data, skip_bad_rows=skip_bad_rows, **opts)
         examples = task_data.split(split)
         if any(e.label is None for e in examples):
@@ -205,13 +219,18 @@ def embed(model: str = "minilm-l6", task: str | None = None, data: str | None = 
         print(result["accuracy"])
     """
     from .embedding import embed_baseline
+    from .writable import check_writable_file
 
+    if output:
+        check_writable_file(output)  # before the encoder runs, not after
     opts = _data(locals_=locals(), base=data_options)
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
+        max_length = check_length_fits(model, max_length)
         task_data = load_task(task, data, skip_bad_rows=skip_bad_rows, **opts)
         result = embed_baseline(model, task_data, pooling=pooling, max_train=max_train, max_length=max_length,
                                 **options)
     if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text(json.dumps(result, indent=2, default=str))
     return result
 
@@ -229,7 +248,10 @@ def predict(model: str, texts: str | list[str], *, output: str | None = None, ba
         print(rows[0]["label"], rows[0]["score"])
     """
     from .prediction import predict_texts
+    from .writable import check_writable_file
 
+    if output:
+        check_writable_file(output)  # before the model runs, not after
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
         rows = predict_texts(model, [texts] if isinstance(texts, str) else texts, batch_size=batch_size,
                              max_length=max_length)

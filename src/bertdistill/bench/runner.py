@@ -15,6 +15,7 @@ folders used are recorded per model under ``exports``).
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,10 +55,15 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def token_inputs(tokenizer, length: int, batch: int) -> dict[str, np.ndarray]:
-    """``batch`` identical rows of exactly ``length`` real tokens ([CLS] text ... [SEP]), int64."""
-    enc = tokenizer(TEXT, truncation=True, max_length=length, return_tensors="np")
+    """``batch`` identical rows of exactly ``length`` real tokens ([CLS] text ... [SEP]), int64.
+
+    The paragraph is repeated as often as ``length`` needs (the model's position embeddings,
+    checked before, are the limit)."""
+    text = TEXT * (1 + length // 400)
+    enc = tokenizer(text, truncation=True, max_length=length, return_tensors="np")
     if enc["input_ids"].shape[1] != length:
-        raise ValueError(f"the benchmark text is shorter than {length} tokens for this tokenizer")
+        raise ValueError(f"--lengths {length}: this tokenizer makes only {enc['input_ids'].shape[1]} tokens of the "
+                         "benchmark text; use shorter --lengths")
     out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
            "token_type_ids": enc.get("token_type_ids", np.zeros_like(enc["input_ids"]))}
     return {k: np.repeat(v.astype(np.int64), batch, axis=0) for k, v in out.items()}
@@ -112,22 +118,34 @@ def _onnx_prepare(names: Sequence[str]) -> Callable[[dict], dict]:
     return lambda arrays: {n: arrays[n] for n in names}
 
 
-def formats_available(formats: Sequence[str], device: str) -> list[str]:
-    """Which of ``formats`` can run on ``device`` here (bf16 needs hardware bf16; ONNX on CUDA its provider)."""
-    out = []
+def unavailable_formats(formats: Sequence[str], device: str) -> dict[str, str]:
+    """The formats of ``formats`` that cannot run on ``device`` here, each with the reason."""
+    out = {}
     for fmt in formats:
         if fmt == "pytorch-bf16":
             if device == "cpu" and not cpu_has_bf16():
-                continue
-            if device == "cuda" and not torch.cuda.is_bf16_supported():
-                continue
+                out[fmt] = "this CPU has no bf16 instructions (avx512_bf16 / amx_bf16)"
+            elif device == "cuda" and not torch.cuda.is_bf16_supported():
+                out[fmt] = "this GPU has no bf16 support"
         if fmt.startswith("onnx") and device == "cuda":
             import onnxruntime as ort
 
             if "CUDAExecutionProvider" not in ort.get_available_providers():
-                continue
-        out.append(fmt)
+                out[fmt] = "this ONNX Runtime has no CUDAExecutionProvider (pip install onnxruntime-gpu)"
     return out
+
+
+def formats_available(formats: Sequence[str], device: str) -> list[str]:
+    """Which of ``formats`` can run on ``device`` here (bf16 needs hardware bf16; ONNX on CUDA its provider)."""
+    missing = unavailable_formats(formats, device)
+    return [fmt for fmt in formats if fmt not in missing]
+
+
+def say_unavailable(formats: Sequence[str], devices: Sequence[str]) -> None:
+    """One line per format left out on a device, so that a missing row is never a surprise."""
+    for device in devices:
+        for fmt, reason in unavailable_formats(formats, device).items():
+            print(f"bertdistill: {fmt} on {device} is not timed: {reason}", file=sys.stderr)
 
 
 def _onnx_folder(model_dir: str, name: str, fmt: str, data: str | None, exports_dir: str | None,
@@ -141,6 +159,14 @@ def _onnx_folder(model_dir: str, name: str, fmt: str, data: str | None, exports_
         target = default_output(model_dir, EXPORT_FORMAT[fmt])
     if not is_exported(target):
         print(f"exporting {model_dir} to {EXPORT_FORMAT[fmt]} for the benchmark -> {target}")
+        if data is None:  # the run's own data, when the model's run folder names it
+            from ..export.run_data import run_data
+
+            found = run_data(model_dir)
+            if found is not None:
+                print(f"parity and dev data: {found.describe()}")
+                data, task = found.data, task or found.task
+                data_options = {**found.options, **(data_options or {})}
         # also scores it on dev when data loads (read as task with the data flags' data_options)
         export_model(model_dir, EXPORT_FORMAT[fmt], target, data=data, task=task, data_options=data_options)
     return str(target)
@@ -167,6 +193,8 @@ def load_candidates(model_dir: str, name: str, formats: Sequence[str], devices: 
     for device in devices:
         for fmt in formats_available(formats, device):
             if fmt.startswith("onnx") and not family.onnx:  # e.g. the BiLSTM student: PyTorch only
+                print(f"bertdistill: {fmt} of {name} is not timed: no ONNX export for {model.config.model_type} "
+                      "models yet", file=sys.stderr)
                 continue
             if fmt.startswith("pytorch"):
                 dtype = torch.bfloat16 if fmt == "pytorch-bf16" else torch.float32
@@ -188,18 +216,32 @@ def load_candidates(model_dir: str, name: str, formats: Sequence[str], devices: 
     return candidates, info | {"tokenizer": tokenizer, "exports": exported}
 
 
-def time_interleaved(candidates: list[Candidate], key, *, runs: int, warmup: int, desc: str) -> dict[str, list[float]]:
-    """Per candidate, ``runs`` wall times (ms) of one call on ``inputs[key]``, rounds interleaved."""
+def time_interleaved(candidates: list[Candidate], key, *, runs: int, warmup: int, desc: str,
+                     progress: tqdm | None = None) -> dict[str, list[float]]:
+    """Per candidate, ``runs`` wall times (ms) of one call on ``inputs[key]``, rounds interleaved.
+
+    ``progress`` (a bar over every timed call of the benchmark) advances by one round of calls
+    after each round, outside the timed region."""
     for cand in candidates:
         for _ in range(warmup):
             cand.call(cand.inputs[key])
     times: dict[str, list[float]] = {c.key: [] for c in candidates}
-    for _ in tqdm(range(runs), desc=desc, leave=False, disable=None):
+    if progress is not None:
+        progress.set_description(desc)
+    for _ in range(runs):
         for cand in candidates:
             start = time.perf_counter()
             cand.call(cand.inputs[key])
             times[cand.key].append((time.perf_counter() - start) * 1000.0)
+        if progress is not None:
+            progress.update(len(candidates))
     return times
+
+
+def timing_progress(total: int) -> tqdm:
+    """The progress bar of the timing: on a terminal a live bar, in a log file a line about every 30 s."""
+    live = sys.stderr.isatty()
+    return tqdm(total=total, unit="call", file=sys.stderr, dynamic_ncols=live, mininterval=0.5 if live else 30.0)
 
 
 def summarise(times_ms: list[float]) -> dict:
@@ -227,6 +269,7 @@ def run_benchmark(model_dirs: Sequence[str], *, formats: Sequence[str] = FORMATS
     machine = machine_info(threads)
     print(f"CPU: {machine['cpu']}  flags: {' '.join(machine['cpu_flags'])}  threads: {threads}"
           + (f"  GPU: {machine['cuda']}" if machine["cuda"] else ""))
+    say_unavailable(formats, devices)
     candidates, models = [], {}
     for model_dir, name in zip(model_dirs, names):
         cands, info = load_candidates(str(model_dir), name, formats, devices, threads=threads, data=data,
@@ -240,10 +283,12 @@ def run_benchmark(model_dirs: Sequence[str], *, formats: Sequence[str] = FORMATS
         models[name] = info | {"sizes": {f"{c.fmt} {c.device}": c.bytes for c in cands}}
         candidates += cands
     rows = []
+    progress = timing_progress(len(lengths) * len(candidates) * (runs + throughput_runs))
     for length in lengths:
-        latency = time_interleaved(candidates, (length, 1), runs=runs, warmup=warmup, desc=f"latency len {length}")
+        latency = time_interleaved(candidates, (length, 1), runs=runs, warmup=warmup, desc=f"latency len {length}",
+                                   progress=progress)
         bulk = time_interleaved(candidates, (length, throughput_batch), runs=throughput_runs, warmup=max(1, warmup // 5),
-                                desc=f"throughput len {length}")
+                                desc=f"throughput len {length}", progress=progress)
         for cand in candidates:
             rows.append({
                 "model": cand.model, "format": cand.fmt, "device": cand.device, "length": length, "bytes": cand.bytes,
@@ -251,6 +296,7 @@ def run_benchmark(model_dirs: Sequence[str], *, formats: Sequence[str] = FORMATS
                 "throughput": {"batch": throughput_batch, "runs": throughput_runs,
                                "samples_per_s": throughput_batch * 1000.0 / statistics.median(bulk[cand.key])},
             })
+    progress.close()
     return {"machine": machine,
             "settings": {"lengths": list(lengths), "runs": runs, "warmup": warmup, "throughput_batch": throughput_batch,
                          "throughput_runs": throughput_runs, "threads": threads, "devices": devices,

@@ -8,6 +8,9 @@ from .export import export_data_options
 from .options import add_data_args
 
 
+DEFAULT_LENGTHS = "16,64,128"
+
+
 def int_list(value: str, flag: str) -> list[int]:
     try:
         out = [int(v) for v in value.split(",") if v.strip()]
@@ -24,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "way are parity-checked on the dev split of --data (read with the data "
                                           "flags; --task defaults to the model's own task).")
     p.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR", help="saved or exported model folders")
-    p.add_argument("--lengths", default="16,64,128", help="sequence lengths (comma-separated)")
+    p.add_argument("--lengths", default=DEFAULT_LENGTHS,
+                   help="sequence lengths (comma-separated; by default those a model's positions allow)")
     p.add_argument("--runs", type=int, default=200, help="timed batch-1 runs per length (at least 200 for p99)")
     p.add_argument("--warmup", type=int, default=10, help="untimed warm-up runs before timing (default: 10)")
     p.add_argument("--batch", type=int, default=32, help="batch size of the throughput measurement")
@@ -47,7 +51,9 @@ def run(args: argparse.Namespace) -> dict:
     from ..bench.runner import FORMATS, format_table, run_benchmark
     from ..export.families import family_of
     from ..export.runtime import is_exported, read_manifest
+    from ..models.checks import check_max_length, model_positions
     from ..models.loading import resolve_model
+    from ..writable import check_writable_file
 
     lengths = int_list(args.lengths, "--lengths")
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
@@ -63,7 +69,15 @@ def run(args: argparse.Namespace) -> dict:
     if names and len(names) != len(args.model_dirs):
         raise ValueError(f"--names gives {len(names)} names for {len(args.model_dirs)} MODEL_DIRs")
     for model_dir in args.model_dirs:  # every folder checked before any model is loaded
-        family_of(read_manifest(model_dir)["source"] if is_exported(model_dir) else resolve_model(model_dir))
+        source = resolve_model(model_dir)  # damaged config.json / weights named here
+        family_of(read_manifest(model_dir)["source"] if is_exported(model_dir) else source)
+        limit = model_positions(source)
+        if args.lengths == DEFAULT_LENGTHS and limit is not None and max(lengths) > limit:
+            print(f"bertdistill: lengths above {limit} not timed: {model_dir} has {limit} positions")
+            lengths = [n for n in lengths if n <= limit] or [limit]
+        check_max_length(source, max(lengths), "--lengths", name=model_dir)
+    if args.output:
+        check_writable_file(args.output, "--output")
     result = run_benchmark(args.model_dirs, formats=formats, lengths=lengths, runs=args.runs, warmup=args.warmup,
                            throughput_batch=args.batch, threads=args.threads, devices=devices, data=args.data,
                            task=args.task, data_options=export_data_options(args), names=names,

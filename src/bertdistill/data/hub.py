@@ -12,7 +12,7 @@ from __future__ import annotations
 from .conll import to_iob2
 from .errors import DataError
 from .examples import Example, TaskSpec
-from .tabular import BadRows, label_value
+from .tabular import BadRows, label_value, require_text
 
 SPLITS = {
     "train": "train",
@@ -113,8 +113,12 @@ def _example(spec: TaskSpec, row: dict, cols: tuple, source: str, i: int, split:
             raise DataError(source, i, f"no column {column!r}; the columns are {sorted(row)}")
     text_col, pair_col, label_col = cols
     text = row[text_col]
-    text = list(text) if spec.kind == "token_classification" else str(text).strip()
-    pair = None if pair_col is None else str(row[pair_col]).strip()
+    if spec.kind == "token_classification":
+        text = list(text)
+    else:
+        text = require_text(None if text is None else str(text), source, i)
+    pair = None if pair_col is None else require_text(
+        None if row[pair_col] is None else str(row[pair_col]), source, i, "text pair")
     return Example(text, pair, _label(spec, row[label_col], source, i, split), f"{source}:{i}")
 
 

@@ -42,7 +42,7 @@ def read_reviews(spec: TaskSpec, path: Path, bad: BadRows) -> list[Example]:
     opener = bz2.open if path.suffix == ".bz2" else open
     examples, seen = [], set()
     with opener(require(path), "rt", encoding="utf-8", newline="") as f:
-        records = csv_records(f)
+        records = csv_records(f, path=path, bad=bad)
         header = next(records, (1, []))[1]
         cat = column_index(header, "category", path, "category")
         text = column_index(header, "text", path, "text")

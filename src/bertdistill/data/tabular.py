@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,10 @@ from .errors import DataError
 from .examples import Example, TaskSpec
 
 SPLIT_STEMS = {"train": ("train",), "dev": ("dev", "validation"), "test": ("test",)}
+# The csv module refuses fields over 131,072 characters by default; a long review is a valid
+# field. The largest value every platform's C long holds (Windows' is 32 bits).
+CSV_FIELD_LIMIT = min(sys.maxsize, 2**31 - 1)
+SKIP_HINT = "fix the row, or skip such rows with --skip-bad-rows"
 
 
 class BadRows:
@@ -62,23 +67,41 @@ def tsv_lines(path: Path, delimiter: str = "\t") -> Iterator[tuple[int, list[str
             yield number, line.split(delimiter)
 
 
-def csv_lines(path: Path, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
+def csv_lines(path: Path, delimiter: str = ",", bad: BadRows | None = None) -> Iterator[tuple[int, list[str]]]:
     """(first line number, fields) of each non-blank CSV record, with CSV quoting."""
     with open(require(path), encoding="utf-8-sig", newline="") as f:
         try:
-            yield from csv_records(f, delimiter)
+            yield from csv_records(f, delimiter, path=path, bad=bad)
         except UnicodeDecodeError as err:
             raise DataError(path, None, f"not UTF-8 text: {err}") from None
 
 
-def csv_records(f, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
-    """(first line number, fields) of each non-blank record of an open CSV text stream."""
-    reader = csv.reader(f, delimiter=delimiter)
-    start = 1
-    for fields in reader:
-        if any(field.strip() for field in fields):
-            yield start, fields
-        start = reader.line_num + 1
+def csv_records(f, delimiter: str = ",", *, path=None, bad: BadRows | None = None) -> Iterator[tuple[int, list[str]]]:
+    """(first line number, fields) of each non-blank record of an open CSV text stream.
+
+    Fields may be up to ``CSV_FIELD_LIMIT`` characters long. A record the csv module cannot
+    read is a DataError naming ``path`` and its first line; ``bad`` (when given) may skip it.
+    """
+    previous = csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        reader = csv.reader(f, delimiter=delimiter)
+        start = 1
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                error = DataError(path or getattr(f, "name", None), start, f"unreadable CSV record: {err}")
+                if bad is None:
+                    raise error from None
+                bad.handle(error)
+            else:
+                if any(field.strip() for field in fields):
+                    yield start, fields
+            start = reader.line_num + 1
+    finally:
+        csv.field_size_limit(previous)
 
 
 def label_name(raw) -> str:
@@ -118,6 +141,24 @@ def column_index(header: list[str], name: str, path, what: str) -> int:
 def check_width(fields: list[str], expected: int, path, line: int) -> None:
     if len(fields) != expected:
         raise DataError(path, line, f"expected {expected} columns, got {len(fields)}")
+
+
+def check_header(header: list[str], path, line: int = 1) -> None:
+    """A header must not name a column twice: which of the two would be read is a guess."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(header, 1):
+        if name and name in seen:
+            raise DataError(path, line, f"the header names column {name!r} twice (columns {seen[name]} and "
+                                        f"{position}); rename one of them")
+        seen.setdefault(name, position)
+
+
+def require_text(text: str | None, path, line: int | None, what: str = "text") -> str:
+    """``text`` stripped, or a DataError when it is missing or blank (a model cannot learn from it)."""
+    value = "" if text is None else text.strip()
+    if not value:
+        raise DataError(path, line, f"empty {what} ({SKIP_HINT})")
+    return value
 
 
 def sort_labels(names) -> list[str]:
@@ -172,7 +213,7 @@ def _so_far(bad: BadRows) -> str:
 
 def _table_records(path: Path, fmt: str, delimiter: str | None, cols: dict, split: str, bad):
     if fmt == "csv":
-        lines = csv_lines(path, delimiter or ",")
+        lines = csv_lines(path, delimiter or ",", bad)
     else:
         lines = tsv_lines(path, delimiter or "\t")
     records = []
@@ -180,6 +221,7 @@ def _table_records(path: Path, fmt: str, delimiter: str | None, cols: dict, spli
     for line, fields in lines:
         if header is None:
             header = [h.strip() for h in fields]
+            check_header(header, path, line)
             idx = _header_columns(header, cols, split, path)
             continue
         try:
@@ -224,7 +266,7 @@ def _json_records(path: Path, cols: dict, bad: BadRows):
 
 def _json_record(raw: str, line: int, path, cols: dict):
     try:
-        row = json.loads(raw)
+        row = json.loads(raw, object_pairs_hook=lambda pairs: _unique_keys(pairs, path, line))
     except json.JSONDecodeError as err:
         raise DataError(path, line, f"invalid JSON: {err.msg}") from None
     if not isinstance(row, dict):
@@ -239,6 +281,16 @@ def _json_record(raw: str, line: int, path, cols: dict):
         else:
             values.append(row[key])
     return (line, *values, row.get(cols["label"]))
+
+
+def _unique_keys(pairs: list, path, line: int) -> dict:
+    """A JSON object, or a DataError when it names a key twice (json.loads would keep the last)."""
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise DataError(path, line, f"the JSON object names key {key!r} twice")
+        obj[key] = value
+    return obj
 
 
 def load_generic(
@@ -294,12 +346,12 @@ def build_examples(spec: TaskSpec, rows, path: Path, split: str, bad: BadRows) -
             if raw is None and not split.startswith("test"):
                 raise DataError(path, line, f"no label in the {split!r} split")
             label = None if raw is None else label_value(spec, raw, path, line)
+            text = require_text(text, path, line)
+            pair = None if pair is None else require_text(pair, path, line, "text pair")
         except DataError as err:
             bad.handle(err)
             continue
-        examples.append(
-            Example(text.strip(), None if pair is None else pair.strip(), label, f"{path}:{line}")
-        )
+        examples.append(Example(text, pair, label, f"{path}:{line}"))
     if not examples:
         raise DataError(path, None, f"the {split!r} split has no rows{_so_far(bad)}")
     return examples

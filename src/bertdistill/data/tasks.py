@@ -210,6 +210,9 @@ def _check_fraction(value) -> None:
         raise ValueError(f"--validation-split must be a fraction in [0, 1), got {value!r}")
 
 
+_SAID: set[str] = set()
+
+
 def carve_dev(train: list, fraction: float, seed: int, where) -> tuple[list, list]:
     """(train, dev): a seeded ``fraction`` of ``train`` held out as dev, both in file order."""
     n_dev = max(1, round(len(train) * fraction))
@@ -217,8 +220,11 @@ def carve_dev(train: list, fraction: float, seed: int, where) -> tuple[list, lis
         raise DataError(where, None, f"the train split has {len(train)} rows: too few to hold out a dev "
                                      "split (--validation-split); give a dev file")
     held = set(random.Random(seed).sample(range(len(train)), n_dev))
-    print(f"bertdistill: no dev split in {where}: {n_dev} of {len(train)} train rows "
-          f"({fraction:.0%}, seed {seed}) held out as dev (--validation-split)", file=sys.stderr)
+    notice = (f"bertdistill: no dev split in {where}: {n_dev} of {len(train)} train rows "
+              f"({fraction:.0%}, seed {seed}) held out as dev (--validation-split)")
+    if notice not in _SAID:  # once per process: export, benchmark and report read the same data again
+        _SAID.add(notice)
+        print(notice, file=sys.stderr)
     return ([e for i, e in enumerate(train) if i not in held],
             [e for i, e in enumerate(train) if i in held])
 

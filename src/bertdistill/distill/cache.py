@@ -3,8 +3,21 @@
 When the data a student learns from does not change between epochs (no augmentation),
 the teacher's features are the same every epoch: computed once, stored per example
 trimmed to its real length (no padding is stored), and reused across epochs and runs.
-The folder name is a hash of the teacher's weights, the tokenised inputs and the feature
-keys, so a different teacher, data set or tokenisation never reads a stale cache.
+The folder name is a hash of the teacher's weights, its configuration (activation, layer-norm
+epsilon, position embeddings, ...: every ``config.json`` key but the few in
+:data:`CONFIG_KEYS_NOT_HASHED`, which do not change what the teacher computes), the tokenised
+inputs and the feature keys, so a different teacher, data set or tokenisation never reads a
+stale cache.
+
+Each entry's ``meta.json`` records the size and sha256 of its ``features.safetensors``
+(hashed once after writing). Every run that reads an entry checks both first: a file cut
+short (a full disk, a killed copy) or with overwritten bytes is reported in one warning
+naming the entry, deleted and rebuilt, never read. Hashing costs about 0.08 s per 100 MB on
+a current CPU (sha256 with the SHA extensions; blake2b took 0.13 s), small next to the
+teacher forwards it saves, so the checksum is verified on every read rather than only when
+the size or mtime changed (same-size overwrites keep both). A build writes into a folder of
+its own (``.<key>.partial-<host>-<pid>``, ``bertdistill.partials``) renamed into place when
+complete; the partial folders of killed builds are removed by the next build of that key.
 """
 
 from __future__ import annotations
@@ -24,9 +37,18 @@ from tqdm.auto import tqdm
 
 from ..data.encode import Collator
 from ..models.inputs import model_inputs
+from ..partials import partial_path, remove_stale_partials
+from .cache_files import FEATURES_FILE, META_FILE, check_entry, file_digest
 from .features import extract, needs
 
 log = logging.getLogger(__name__)
+
+#: ``config.json`` keys left out of the cache key: names, label names, the library version,
+#: output switches the recorder sets per call, and the weights' dtype (their bytes are hashed)
+CONFIG_KEYS_NOT_HASHED = ("_name_or_path", "transformers_version", "architectures", "id2label", "label2id",
+                          "finetuning_task", "tokenizer_class", "problem_type", "output_attentions",
+                          "output_hidden_states", "return_dict", "use_cache", "torch_dtype", "dtype",
+                          "_commit_hash")
 
 
 def default_cache_dir() -> Path:
@@ -79,6 +101,15 @@ def hash_weights(h, model: torch.nn.Module) -> None:
         h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
 
 
+def hashed_config(model: torch.nn.Module) -> dict:
+    """The part of ``model``'s configuration that decides what it computes (the cache key's)."""
+    config = getattr(model, "config", None)
+    if config is None:
+        return {}
+    data = config.to_dict() if hasattr(config, "to_dict") else dict(vars(config))
+    return {k: v for k, v in data.items() if k not in CONFIG_KEYS_NOT_HASHED}
+
+
 def weights_digest(model: torch.nn.Module) -> str:
     """A short content hash of ``model``'s weights (a teacher retrained in place gets another one)."""
     h = hashlib.sha256()
@@ -93,10 +124,11 @@ CACHE_PRECISIONS = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 def fingerprint(teacher: torch.nn.Module, features: list[dict], keys: list[str], dtype: torch.dtype,
                 precision: str = "no", attention: str | None = None) -> str:
-    """A content hash of teacher weights, tokenised inputs, feature keys, storage dtype and the
-    precision the teacher computed in (fp32 caches keep the hash they always had)."""
+    """A content hash of teacher weights and configuration (:func:`hashed_config`), tokenised
+    inputs, feature keys, storage dtype and the precision the teacher computed in."""
     h = hashlib.sha256()
     hash_weights(h, teacher)
+    h.update(json.dumps(hashed_config(teacher), sort_keys=True, default=str).encode())
     for f in features:
         h.update(json.dumps([f["input_ids"], f.get("token_type_ids")]).encode())
     h.update(json.dumps([sorted(keys), str(dtype)]).encode())
@@ -246,21 +278,18 @@ class TeacherCache:
             attention = None
         root = Path(cache_dir) if cache_dir else default_cache_dir()
         folder = root / fingerprint(teacher, features, keys, dtype, precision, attention)
-        file = folder / "features.safetensors"
-        if file.exists():
-            log.info("teacher outputs: reusing cache %s", folder)
-            return cls(load_file(str(file)), keys, folder)
+        if folder.exists():
+            damage = check_entry(folder)
+            if damage is None:
+                log.info("teacher outputs: reusing cache %s", folder)
+                return cls(load_file(str(folder / FEATURES_FILE)), keys, folder)
+            log.warning("teacher cache entry %s is damaged (%s): removed, the teacher outputs are computed again",
+                        folder, damage)
+            shutil.rmtree(folder, ignore_errors=True)
         with attention_kernel(teacher, attention, keys):
             tensors = cls._compute(teacher, features, keys, tokens_per_batch, dtype, pad_token_id, precision)
-        tmp = root / f".{folder.name}.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_file(tensors, str(tmp / "features.safetensors"))
-        (tmp / "meta.json").write_text(json.dumps({"keys": keys, "examples": len(features), "dtype": str(dtype),
-                                                     "precision": precision}))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
+        publish_entry(folder, tensors, {"keys": keys, "examples": len(features), "dtype": str(dtype),
+                                        "precision": precision})
         return cls(tensors, keys, folder)
 
     @staticmethod
@@ -345,3 +374,29 @@ class FeatureSink:
     def tensors(self) -> dict[str, torch.Tensor]:
         return {f"{self.key}.data": self.data, f"{self.key}.offsets": self.offsets,
                 f"{self.key}.shapes": self.shapes}
+
+
+# ---- entries on disk ------------------------------------------------------------------------
+def publish_entry(folder: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """Write an entry into this process's partial folder, record its size and checksum, and rename
+    it into place (partial folders of killed builds of the same key are removed first)."""
+    remove_stale_partials(folder)
+    tmp = partial_path(folder)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        save_file(tensors, str(tmp / FEATURES_FILE))
+        file = tmp / FEATURES_FILE
+        meta = {**meta, "bytes": file.stat().st_size, "sha256": file_digest(file)}
+        (tmp / META_FILE).write_text(json.dumps(meta))
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another run published the same entry meanwhile: keep a whole one
+            if check_entry(folder) is None:
+                shutil.rmtree(tmp, ignore_errors=True)
+                return
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

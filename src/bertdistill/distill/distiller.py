@@ -174,7 +174,8 @@ class Distiller(nn.Module):
     def forward(self, student_feats: Mapping[str, Tensor], teacher_feats: Mapping[str, Tensor],
                 batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """(weighted total, {term name: unweighted value}); a term with several layer pairs
-        reports the sum over its pairs (and, with ``detail``, each pair too)."""
+        reports the sum over its pairs, or their mean when its loss's ``pair_reduction`` is
+        ``"mean"`` (and, with ``detail``, each pair too)."""
         mask = batch.get("attention_mask")
         labels = batch.get("labels")
         total: Tensor | None = None
@@ -200,6 +201,8 @@ class Distiller(nn.Module):
                     values.append(part.detach())
                 value = part if value is None else value + part
             assert value is not None
+            if loss_fn.pair_reduction == "mean":
+                value = value / len(pairs)
             names.append(term.name)
             values.append(value.detach())
             weighted = value * term.weight

@@ -18,7 +18,9 @@ declares what the distiller needs to know to validate a term before training:
 ``features`` (allowed feature types, the first is the default), ``needs_teacher``,
 ``uses_temperature``, ``soft_targets`` (compares class distributions, so meaningless for
 regression), ``projectable`` (a learned projection may map the student feature to the
-teacher's width) and ``params`` (the keyword parameters a term may set).
+teacher's width) and ``params`` (the keyword parameters a term may set). An instance's
+``pair_reduction`` says how the distiller combines the values of a term's layer pairs:
+``"sum"`` (the default) or ``"mean"``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,15 @@ def register_loss(name: str) -> Callable[[type["DistillLoss"]], type["DistillLos
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+KL_REDUCTIONS = ("batchmean", "mean")
+PKD_REDUCTIONS = ("sum", "mean")
+
+
+def _check_reduction(reduction: str, allowed: tuple[str, ...], what: str) -> None:
+    if reduction not in allowed:
+        raise ValueError(f"{what}: reduction must be {' or '.join(map(repr, allowed))}, got {reduction!r}")
 
 
 def _check_same_shape(student: Tensor, teacher: Tensor, what: str) -> None:
@@ -118,17 +129,24 @@ def _row_weights(logits: Tensor, mask: Tensor | None, labels: Tensor | None = No
 
 def kd_kl(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
           temperature: float = 1.0, labels: Tensor | None = None,
-          labelled_only: bool = False) -> Tensor:
-    """Hinton KD: T² · KL(softmax(t/T) ‖ softmax(s/T)), summed over classes, mean over rows.
+          labelled_only: bool = False, reduction: str = "batchmean") -> Tensor:
+    """Hinton KD: T² · KL(softmax(t/T) ‖ softmax(s/T)).
 
+    ``reduction='batchmean'``: summed over classes, mean over rows. ``reduction='mean'``:
+    mean over rows *and* classes, i.e. the batchmean value divided by the class count C
+    (what ``nn.KLDivLoss()`` with its default reduction computes on [B, C] inputs).
     Rows are examples for [B, C] logits; for [B, L, C] logits they are the real tokens
     (``mask`` = 1), and with ``labelled_only`` only tokens whose label is not -100.
     """
     _check_same_shape(student, teacher, "kd_kl")
+    _check_reduction(reduction, KL_REDUCTIONS, "kd_kl")
     log_p_s, log_p_t, p_t = _soft_distributions(student, teacher, temperature)
     per_row = torch.where(p_t > 0, p_t * (log_p_t - log_p_s), torch.zeros_like(p_t)).sum(-1)
     weights = _row_weights(student, mask, labels, labelled_only)
-    return _masked_mean(per_row, weights) * (temperature * temperature)
+    value = _masked_mean(per_row, weights) * (temperature * temperature)
+    if reduction == "mean":
+        value = value / student.shape[-1]
+    return value
 
 
 def soft_ce(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
@@ -221,12 +239,16 @@ def hidden_mse(student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> 
     return _masked_mean(per_token, _token_weights(per_token, mask)) / sq.shape[-1]
 
 
-def pkd_cls(student: Tensor, teacher: Tensor, *, eps: float = 1e-12) -> Tensor:
-    """BERT-PKD: mean over examples of Σ_d (s/‖s‖ − t/‖t‖)² on the [CLS] vectors.
+def pkd_cls(student: Tensor, teacher: Tensor, *, eps: float = 1e-12, reduction: str = "sum") -> Tensor:
+    """BERT-PKD on the L2-normalised [CLS] vectors s/‖s‖, t/‖t‖ of one layer pair.
 
-    Takes [B, D] [CLS] vectors, or [B, L, D] hidden states (position 0 is used).
+    ``reduction='sum'``: mean over examples of Σ_d (s/‖s‖ − t/‖t‖)². ``reduction='mean'``:
+    mean over examples and hidden units, i.e. the 'sum' value divided by the width D
+    (``F.mse_loss`` of the normalised vectors). Takes [B, D] [CLS] vectors, or [B, L, D]
+    hidden states (position 0 is used).
     """
     _check_same_shape(student, teacher, "pkd_cls")
+    _check_reduction(reduction, PKD_REDUCTIONS, "pkd_cls")
     s, t = student.float(), teacher.float()
     if s.dim() == 3:
         s, t = s[:, 0], t[:, 0]
@@ -234,7 +256,8 @@ def pkd_cls(student: Tensor, teacher: Tensor, *, eps: float = 1e-12) -> Tensor:
         raise ValueError(f"pkd_cls: expected [B, D] or [B, L, D], got {tuple(student.shape)}")
     s = s / s.norm(dim=-1, keepdim=True).clamp_min(eps)
     t = t / t.norm(dim=-1, keepdim=True).clamp_min(eps)
-    return ((s - t) ** 2).sum(-1).mean()
+    sq = (s - t) ** 2
+    return sq.mean() if reduction == "mean" else sq.sum(-1).mean()
 
 
 def _attention_pair(student: Tensor, teacher: Tensor, head_reduce: str, what: str) -> tuple[Tensor, Tensor]:
@@ -314,6 +337,8 @@ class DistillLoss(nn.Module):
     soft_targets: ClassVar[bool] = False
     projectable: ClassVar[bool] = False
     params: ClassVar[tuple[str, ...]] = ()
+    #: how the distiller combines a term's layer pairs: "sum" or "mean" (over the pairs)
+    pair_reduction: str = "sum"
 
     def forward(self, student: Tensor, teacher: Tensor | None, mask: Tensor | None = None,
                 labels: Tensor | None = None) -> Tensor:  # pragma: no cover - abstract
@@ -326,17 +351,25 @@ class DistillLoss(nn.Module):
 
 @register_loss("kd_kl")
 class KDKLLoss(DistillLoss):
-    """T² · KL(softmax(t/T) ‖ softmax(s/T)), batchmean (rows = examples or real tokens)."""
+    """T² · KL(softmax(t/T) ‖ softmax(s/T)) (rows = examples or real tokens).
+
+    ``reduction``: ``batchmean`` (default: summed over classes, mean over rows) or ``mean``
+    (mean over rows and classes, as ``nn.KLDivLoss()``'s default: batchmean / C). The T²
+    factor is part of the loss, so a term's weight means the same at every temperature.
+    """
 
     uses_temperature = True
     soft_targets = True
+    params = ("reduction",)
 
-    def __init__(self, temperature: float = 1.0) -> None:
+    def __init__(self, temperature: float = 1.0, reduction: str = "batchmean") -> None:
         super().__init__()
+        _check_reduction(reduction, KL_REDUCTIONS, "kd_kl")
         self.temperature = float(temperature)
+        self.reduction = reduction
 
     def forward(self, student, teacher, mask=None, labels=None):
-        return kd_kl(student, teacher, mask, temperature=self.temperature)
+        return kd_kl(student, teacher, mask, temperature=self.temperature, reduction=self.reduction)
 
 
 @register_loss("soft_ce")
@@ -424,13 +457,25 @@ class HiddenMSELoss(DistillLoss):
 
 @register_loss("pkd_cls")
 class PKDClsLoss(DistillLoss):
-    """BERT-PKD patient loss on L2-normalised [CLS] vectors."""
+    """BERT-PKD patient loss on L2-normalised [CLS] vectors.
+
+    ``reduction``: ``sum`` (default: Σ over hidden units, mean over examples, summed over
+    the term's layer pairs) or ``mean`` (mean over layer pairs, examples and hidden units:
+    ``F.mse_loss`` of the stacked normalised [pairs, B, D] vectors, as the authors' code).
+    """
 
     features = ("cls", "hidden")
     projectable = True
+    params = ("reduction",)
+
+    def __init__(self, reduction: str = "sum") -> None:
+        super().__init__()
+        _check_reduction(reduction, PKD_REDUCTIONS, "pkd_cls")
+        self.reduction = reduction
+        self.pair_reduction = "mean" if reduction == "mean" else "sum"
 
     def forward(self, student, teacher, mask=None, labels=None):
-        return pkd_cls(student, teacher)
+        return pkd_cls(student, teacher, reduction=self.reduction)
 
 
 @register_loss("attention_mse")
@@ -483,7 +528,7 @@ def build_loss(name: str, temperature: float = 1.0, **params) -> DistillLoss:
     return cls(**params)
 
 
-# --------------------------------------------------------------------------- masked-LM (issue 6)
+# --------------------------------------------------------------------------- masked-LM
 # General (pre-training) distillation over masked-LM logits [B, L, V]. The batch's ``labels``
 # hold the original token at masked positions and -100 everywhere else.
 

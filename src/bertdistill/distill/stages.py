@@ -7,7 +7,8 @@ or name a ``strategy`` that derives the stages from its terms:
 ``intermediate_then_prediction`` stage 1: the intermediate terms (every term not on
                                  logits: embeddings, attention, hidden states, [CLS]);
                                  stage 2: the prediction terms (logits), from the
-                                 stage-1 student (TinyBERT's two task stages)
+                                 stage-1 student (TinyBERT's two task stages; both
+                                 read the augmented transfer set)
 ``progressive``                  one stage per student layer i = 1..M: the intermediate
                                  terms' pairs whose *student* layer is i (embedding pairs go
                                  with layer 1), with the embeddings and layers 1..i-1 frozen;
@@ -21,10 +22,11 @@ YAML::
     stages:                                         # or explicit stages (not with strategy)
       - {name: intermediate, terms: [embedding_mse, attention_mse, hidden_mse],
          transfer: true, training: {epochs: 3}}
-      - {name: prediction, terms: [soft_ce], training: {epochs: 2}}
+      - {name: prediction, terms: [soft_ce], transfer: true, training: {epochs: 2}}
 
 ``transfer: true`` marks a stage that reads the augmented transfer set when one is given
-(``transfer_data``); ``training`` overrides the recipe's training keys for that stage.
+(``transfer_data``, see :mod:`bertdistill.pipelines.stages`); ``training`` overrides the
+recipe's training keys for that stage.
 A student layer is numbered 1..M; a pair's student layer is its hidden/[CLS] index
 (0 = embeddings, counted as layer 1's stage) or its attention index + 1.
 """
@@ -155,7 +157,7 @@ def strategy_stages(strategy: str, terms: list[Term], num_student_layers: int | 
     last = Stage(name="prediction", terms=pred, training=dict(prediction or {}))
     if strategy == "intermediate_then_prediction":
         return [Stage(name="intermediate", terms=inter, training=dict(intermediate or {}),
-                      transfer=True), last]
+                      transfer=True), dataclasses.replace(last, transfer=True)]
     if not num_student_layers or num_student_layers < 1:
         raise ValueError(f"{where}: strategy 'progressive' needs the student's layer count")
     layers = [Stage(name=f"layer{i}", terms=inter, training=dict(intermediate or {}),

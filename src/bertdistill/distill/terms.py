@@ -42,7 +42,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from bertdistill.distill.features import ATTENTION_TYPES, FEATURE_TYPES, INDEXED_TYPES, feature_key
-from bertdistill.distill.losses import LOSSES
+from bertdistill.distill.losses import LOSSES, build_loss
 
 LAYER_SPECS = ("last", "copied", "uniform", "top", "bottom", "skip", "last_k",
                "all_plus_embeddings")
@@ -163,6 +163,10 @@ def check_term(term: Term, index: int | None = None) -> None:
     if unknown:
         raise ValueError(f"{who}: unknown parameter(s) {', '.join(unknown)} for loss "
                          f"{term.loss!r}; allowed: {', '.join(cls.params) or 'none'}")
+    try:  # the loss checks its parameters' values (e.g. reduction) when it is built
+        build_loss(term.loss, term.temperature, **term.params)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{who}: {err}") from None
     if not any(term.projection is p or (isinstance(p, str) and term.projection == p)
                for p in PROJECTIONS):
         raise ValueError(f"{who}: projection must be true, false, per_layer, shared or auto, "

@@ -10,7 +10,7 @@ Two exporters are available in torch 2.13 and they give different graphs:
   attention sub-graph is not recognised and stays unfused (LayerNorm and GELU still fuse).
 
 ``fusion_counts`` returns what the optimizer fused, so the difference is measured, not assumed
-(see benchmarks/RESULTS.md, issue 9).
+(benchmarks/RESULTS.md, "SST-2: export and speed").
 """
 
 from __future__ import annotations

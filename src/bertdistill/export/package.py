@@ -2,9 +2,13 @@
 
 The folder holds ``model.onnx``, ``config.json``, the tokenizer, ``labels.json``, a runnable
 ``predict.py`` and ``export.json`` (format, opset, exporter, fused operators, parity, dev
-metrics of the PyTorch model and of the export). It is written to a temporary sibling and
-renamed into place only after the parity check passed, so a failed export leaves nothing
-that looks usable.
+metrics of the PyTorch model and of the export). It is written to a temporary sibling
+(``.<name>.partial-<host>-<pid>``) and renamed into place only after the parity check passed,
+so a failed export leaves nothing that looks usable. One export at a time writes a
+destination: it holds the lock ``.<name>.lock`` beside it while it runs (``bertdistill.runlock``),
+and under that lock removes what killed exports to the same destination left (their partial
+folders, and the temporaries of older versions); an earlier export moved aside by a replace
+that was killed half-way is put back first.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,10 +26,12 @@ from ..data.examples import Example
 from ..data.tasks import GENERIC, infer_task
 from ..evaluation import evaluate_features
 from ..models.loading import LABELS_FILE, load_tokenizer, replace_dir, resolve_model, size_on_disk, task_from_labels
+from ..partials import partial_path, remove_stale_partials
+from ..runlock import lock_file
 from .families import family_of
 from .onnx import DEFAULT_OPSET, EXPORTERS, export_onnx, fusion_counts, optimize_transformer
 from .parity import check_parity, compare
-from .quantize import quantize_int8, require_quantizer
+from .quantize import quantize_int8, quantized_op_types, require_quantizer
 from .runtime import MANIFEST, ONNX_FILE, OnnxModel, is_exported, read_manifest
 
 FORMATS = ("onnx", "onnx-int8")
@@ -54,10 +59,24 @@ def default_output(model_dir: str | os.PathLike, fmt: str) -> Path:
     return path.parent / f"{path.name}-{fmt}"
 
 
-def validate_export(model_dir: str, fmt: str, output: str | os.PathLike | None, *, opset: int, exporter: str):
+def refuse_bilstm(model_dir: str, source: str) -> None:
+    """A word-level BiLSTM student has no ONNX export: say so, instead of a missing-file message."""
+    from ..models.checks import is_bilstm_folder
+
+    if is_bilstm_folder(source):
+        raise ValueError(f"{model_dir} is a word-level BiLSTM student: there is no ONNX export for BiLSTM "
+                         "students yet; it runs in PyTorch (`bertdistill predict`, `bertdistill benchmark "
+                         "--formats pytorch-fp32`)")
+
+
+def validate_export(model_dir: str, fmt: str, output: str | os.PathLike | None, *, opset: int, exporter: str,
+                    int8_embeddings: bool | None = None):
     """Every check that needs no model loaded; returns (source folder, family, output path)."""
     if fmt not in FORMATS:
         raise ValueError(f"--format {fmt!r} is not supported; choose from {', '.join(FORMATS)}")
+    if int8_embeddings is not None and fmt != "onnx-int8":
+        flag = "--int8-embeddings" if int8_embeddings else "--fp32-embeddings"
+        raise ValueError(f"{flag} applies to --format onnx-int8 only (got --format {fmt})")
     if exporter not in EXPORTERS:
         raise ValueError(f"--exporter {exporter!r} is not supported; choose from {', '.join(EXPORTERS)}")
     if not MIN_OPSET <= opset <= MAX_OPSET:
@@ -73,6 +92,7 @@ def validate_export(model_dir: str, fmt: str, output: str | os.PathLike | None, 
     source = resolve_model(model_dir)
     if not Path(source).is_dir():
         raise FileNotFoundError(f"{model_dir}: export needs a local model folder, not a hub id")
+    refuse_bilstm(model_dir, source)
     if not (Path(source) / LABELS_FILE).is_file():
         raise FileNotFoundError(
             f"{model_dir} has no {LABELS_FILE}: export needs a task model saved by `bertdistill finetune` "
@@ -87,6 +107,35 @@ def validate_export(model_dir: str, fmt: str, output: str | os.PathLike | None, 
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_exported(out))):
         raise ValueError(f"--output {out} exists and is not an exported model folder; choose another --output")
     return source, family, out
+
+
+def lock_path(out: Path) -> Path:
+    """The lock file of exports to ``out`` (beside it: the folder itself is replaced whole)."""
+    return out.parent / f".{out.name}.lock"
+
+
+#: name parts of the temporaries older versions wrote beside ``out`` (``.<name>.tmp-XXXX``) and
+#: of an export moved aside while a new one replaced it (``.<name>.old-XXXX/dir``, models/loading.py)
+LEGACY_TEMPORARY, MOVED_ASIDE = ".tmp-", ".old-"
+
+
+def remove_leftovers(out: Path) -> list[Path]:
+    """With the export lock held: put back an export a killed replace moved aside (when ``out``
+    is missing), then delete every temporary folder earlier exports to ``out`` left."""
+    aside = sorted((p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}{MOVED_ASIDE}")),
+                   key=lambda p: p.stat().st_mtime)
+    if not out.exists() and aside and (aside[-1] / "dir").is_dir():
+        os.rename(aside[-1] / "dir", out)
+        print(f"restored {out}, moved aside by an export that did not finish")
+    removed = remove_stale_partials(out, everyone=True)
+    for path in out.parent.iterdir():
+        if path.name.startswith((f".{out.name}{LEGACY_TEMPORARY}", f".{out.name}{MOVED_ASIDE}")) and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    if removed:
+        print(f"removed {len(removed)} temporary folder(s) left by earlier exports to {out}: "
+              + ", ".join(p.name for p in removed))
+    return removed
 
 
 def data_task(task, data, task_name: str | None) -> str | None:
@@ -143,8 +192,13 @@ def export_model(model_dir: str, fmt: str = "onnx", output: str | os.PathLike | 
                  opset: int = DEFAULT_OPSET, exporter: str = "torchscript", data: str | None = None,
                  max_length: int = 128, parity_examples: int = 256, max_logit_diff: float | None = None,
                  min_agreement: float | None = None, evaluate: bool = True, task: str | None = None,
-                 data_options: dict | None = None) -> dict:
+                 data_options: dict | None = None, int8_embeddings: bool | None = None) -> dict:
     """Export ``model_dir`` to ``fmt``; returns the manifest written as ``export.json``.
+
+    ``onnx-int8`` quantises the MatMul / Attention weights (int8, per output channel) and,
+    unless ``int8_embeddings`` is False, the embedding tables and the embedding LayerNorm
+    (one scale per tensor); None means the default (True). ``export.json`` records the
+    choice under ``quantization`` (:mod:`bertdistill.export.quantize`).
 
     ``data`` (its dev split) feeds the parity check and the dev evaluation, read as ``task``
     (default: the model's task; csv/tsv/jsonl from ``data``'s extension) with ``data_options``,
@@ -155,7 +209,13 @@ def export_model(model_dir: str, fmt: str = "onnx", output: str | os.PathLike | 
         export_model("runs/student/student", "onnx-int8", data="reviews.csv",
                      data_options={"label_column": "sentiment"})
     """
-    source, family, out = validate_export(model_dir, fmt, output, opset=opset, exporter=exporter)
+    source, family, out = validate_export(model_dir, fmt, output, opset=opset, exporter=exporter,
+                                          int8_embeddings=int8_embeddings)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = lock_file(lock_path(out), f"--output {out}", hint="; wait for it to end or choose another --output",
+                     remove_on_release=True)
+    remove_leftovers(out)
+    embeddings_int8 = int8_embeddings is not False
     bound_diff, bound_agree = BOUNDS[fmt]
     bound_diff = bound_diff if max_logit_diff is None else max_logit_diff
     bound_agree = bound_agree if min_agreement is None else min_agreement
@@ -166,8 +226,9 @@ def export_model(model_dir: str, fmt: str = "onnx", output: str | os.PathLike | 
                                                 task_name=data_task(spec, data, task), data_options=data_options)
     started = time.perf_counter()
     model = family.load(source, attn_implementation="eager").eval()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = partial_path(out)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     try:
         token_level = spec.kind == "token_classification"
         print(f"exporting {source} ({model.config.model_type}) with the {exporter} exporter, opset {opset} ...")
@@ -175,8 +236,9 @@ def export_model(model_dir: str, fmt: str = "onnx", output: str | os.PathLike | 
         fused = optimize_transformer(raw, tmp / "fp32.onnx", model, family)
         raw.unlink()
         if fmt == "onnx-int8":
-            print("quantising to int8 (ONNX Runtime dynamic quantisation) ...")
-            quantize_int8(tmp / "fp32.onnx", tmp / ONNX_FILE)
+            print(f"quantising to int8 (ONNX Runtime dynamic quantisation; embeddings "
+                  f"{'int8' if embeddings_int8 else 'fp32'}) ...")
+            quantize_int8(tmp / "fp32.onnx", tmp / ONNX_FILE, int8_embeddings=embeddings_int8)
             (tmp / "fp32.onnx").unlink()
         else:
             os.replace(tmp / "fp32.onnx", tmp / ONNX_FILE)
@@ -200,7 +262,13 @@ def export_model(model_dir: str, fmt: str = "onnx", output: str | os.PathLike | 
         manifest = {
             "format": fmt, "source": str(Path(source).resolve()), "model_type": model.config.model_type,
             "task": spec.name, "inputs": list(family.inputs), "opset": opset, "exporter": exporter,
-            "fused_operators": fused, "operators": fusion_counts(tmp / ONNX_FILE), "parity": parity.as_dict() | {"inputs": where},
+            "fused_operators": fused, "operators": fusion_counts(tmp / ONNX_FILE),
+            "quantization": {
+                "method": "onnxruntime dynamic", "op_types": quantized_op_types(embeddings_int8),
+                "matmul_weights": "int8, one scale per output channel",
+                "embeddings": "8-bit, one scale per tensor" if embeddings_int8 else "fp32",
+            } if fmt == "onnx-int8" else None,
+            "parity": parity.as_dict() | {"inputs": where},
             "evaluation": {"data": where, "examples": len(features), "metrics": metrics} if metrics else None,
             "onnx_bytes": (tmp / ONNX_FILE).stat().st_size, "source_bytes": size_on_disk(source),
             "seconds": round(time.perf_counter() - started, 1),
@@ -210,5 +278,7 @@ def export_model(model_dir: str, fmt: str = "onnx", output: str | os.PathLike | 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        lock.release()
     print(f"exported to {out} ({manifest['onnx_bytes'] / 1e6:.1f} MB model.onnx; try: python {out}/predict.py \"some text\")")
     return manifest | {"output": str(out)}

@@ -1,9 +1,18 @@
 """Dynamic int8 quantisation of an ONNX graph with ONNX Runtime.
 
-Weights of MatMul / Attention nodes are stored as int8 with one scale per output channel;
-activations are quantised on the fly per batch, so no calibration data is needed. Per-channel
-scales matter: on the SST-2 MiniLM teacher per-tensor int8 lost 1.8 points of dev accuracy,
-per-channel 0.1 (benchmarks/RESULTS.md, issue 9). This is ONNX Runtime's recommended
+What is quantised (the operator types are recorded in the export folder's ``export.json``):
+
+* the weights of the MatMul and (fused) Attention nodes of the transformer layers: int8 with
+  one scale per output channel; their activations are quantised on the fly per batch, so no
+  calibration data is needed;
+* by default also the embeddings: the word, position and token-type tables and the
+  embedding LayerNorm's weight and bias, as inputs of the fused EmbedLayerNormalization node
+  (or of plain Gather nodes), stored as 8-bit integers with ONE scale per tensor.
+  ``int8_embeddings=False`` (``--fp32-embeddings``) keeps them in fp32.
+
+Left in fp32 either way: the classifier head (Gemm), the other LayerNorms, biases, GELU.
+Per-channel scales matter: on the SST-2 MiniLM teacher per-tensor int8 lost 1.8 points of
+dev accuracy, per-channel 0.1 (benchmarks/RESULTS.md). This is ONNX Runtime's recommended
 path for transformer encoders on CPU.
 
 PyTorch's own dynamic quantisation (``torch.ao.quantization.quantize_dynamic``) is not offered:
@@ -42,8 +51,23 @@ def require_quantizer(option: str = "--format onnx-int8") -> None:
         )
 
 
-def quantize_int8(fp32_path: str | Path, out_path: str | Path) -> Path:
-    """Write the dynamic int8 version of the ONNX graph at ``fp32_path`` to ``out_path``."""
+#: operator types whose weights hold the embedding tables (and the embedding LayerNorm)
+EMBEDDING_OPS = ("EmbedLayerNormalization", "Gather")
+
+
+def quantized_op_types(int8_embeddings: bool = True) -> list[str]:
+    """The operator types the dynamic quantiser is given: all it supports (ONNX Runtime's
+    default: MatMul, Attention, EmbedLayerNormalization, Gather, ...), less the embedding
+    operators when ``int8_embeddings`` is False."""
+    require_quantizer()
+    from onnxruntime.quantization.registry import IntegerOpsRegistry
+
+    return sorted(op for op in IntegerOpsRegistry if int8_embeddings or op not in EMBEDDING_OPS)
+
+
+def quantize_int8(fp32_path: str | Path, out_path: str | Path, *, int8_embeddings: bool = True) -> Path:
+    """Write the dynamic int8 version of the ONNX graph at ``fp32_path`` to ``out_path``
+    (``int8_embeddings=False``: the embeddings stay fp32, see the module docstring)."""
     require_quantizer()
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -57,6 +81,7 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path) -> Path:
             # fused contrib ops (Attention, SkipLayerNormalization) defeat ONNX shape inference:
             # their outputs are float, which the quantiser is told instead of failing to find a type
             quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8, per_channel=True,
+                             op_types_to_quantize=quantized_op_types(int8_embeddings),
                              extra_options={"DefaultTensorType": TensorProto.FLOAT})
     finally:
         root.setLevel(level)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import torch
 
+from ..data.errors import DataError
 from ..data.examples import TaskSpec
-from ..models.loading import resolve_model, task_from_labels
+from ..models.loading import LABELS_FILE, load_labels, resolve_model, task_from_labels
+from ..models.task_fit import check_task_fit
 
 MANIFEST = "export.json"
 ONNX_FILE = "model.onnx"
@@ -68,7 +71,11 @@ class OnnxModel(torch.nn.Module):
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
         self.path = Path(onnx_path)
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=ort_providers(device))
+        providers = ort_providers(device)
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        except Exception as err:  # onnxruntime's InvalidProtobuf / Fail / NoSuchFile for a damaged file
+            raise DataError(self.path, None, onnx_load_error(err)) from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.config = config
 
@@ -88,12 +95,21 @@ class OnnxModel(torch.nn.Module):
         return self.session.run(["logits"], feeds)[0]
 
 
+def onnx_load_error(err: Exception) -> str:
+    """ONNX Runtime's reason for refusing a model file, as one short line with the way out."""
+    reason = " ".join(str(err).split())
+    reason = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", reason)[:200]
+    return (f"ONNX Runtime cannot load this model ({reason}): the file is truncated or damaged; "
+            "export the model again (bertdistill export)")
+
+
 def load_for_inference(model_dir: str | os.PathLike, task: TaskSpec | None = None, *, threads: int | None = None,
                        device: str = "cpu"):
     """A callable model for ``model_dir``: ``OnnxModel`` for an exported folder, else the PyTorch model.
 
     ``task`` (default: the folder's labels.json) gives the head; an exported folder's number of
-    labels must match it (ValueError naming both).
+    labels must match it (ValueError naming both). A PyTorch folder must hold a trained task
+    head (``load_task_model(..., trained_head=True)``); a damaged ``model.onnx`` is named.
     """
     if is_exported(model_dir):
         from transformers import AutoConfig
@@ -104,9 +120,11 @@ def load_for_inference(model_dir: str | os.PathLike, task: TaskSpec | None = Non
                 f"{model_dir}: the exported model has {config.num_labels} labels but task {task.name!r} "
                 f"has {task.num_labels}"
             )
+        if task is not None and (Path(str(model_dir)) / LABELS_FILE).is_file():  # the labels.json export copies
+            check_task_fit(model_dir, task, saved=load_labels(model_dir))
         return OnnxModel(Path(str(model_dir)) / ONNX_FILE, threads=threads, device=device, config=config)
     from ..models.loading import load_task_model
 
     source = resolve_model(model_dir)
-    model = load_task_model(source, task if task is not None else task_from_labels(source))
+    model = load_task_model(source, task if task is not None else task_from_labels(source), trained_head=True)
     return model.eval()

@@ -22,7 +22,7 @@ Against the dense run:
   multiplies in float32 at every step, by a factor rounded to float32 (1 - 5e-7 has a
   rounding step of 6e-8). Over the 2,105 steps of an SST-2 epoch (lr 5e-5, decay 0.01), in which
   these rows shrink by 5.3e-4 in all, the two differ by up to 5.9e-5 relative
-  (benchmarks/results/perf/dec07/quick-checks.md).
+  (benchmarks/results/peak-flops/compact-and-dropout-ab.md).
 
 A training forward that reads a row outside the compact set raises: that row would need
 training (e.g. a recipe that replaces tokens at random during training). A step that a
@@ -31,7 +31,7 @@ Under several processes the compact rows are a parameter of the DDP module, so t
 gradients are all-reduced like any other's (tests/test_compact_ddp.py), and the all-reduce
 carries those rows' gradient instead of the whole matrix's. DDP also broadcasts the untrained
 rows with the other buffers at each forward. On SST-2 with 2 gloo processes on 2 CPU cores, the training loop
-was still 8 % faster than the dense one, with the same model (benchmarks/RESULTS.md, 2026-12-07).
+was still 8 % faster than the dense one, with the same model (benchmarks/RESULTS.md, "Performance options").
 """
 
 from __future__ import annotations

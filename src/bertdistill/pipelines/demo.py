@@ -61,23 +61,24 @@ def run_demo(output: str = "runs/demo", *, teacher: str = "minilm-l6", task: str
 
     main = task_data.task.main_metric
     table = format_comparison(rows, main, split)
-    print(table)
     summary = {
-        "task": task, "split": split, "main_metric": main, "minutes": (time.perf_counter() - started) / 60,
+        "task": task, "split": split, "main_metric": main,
         "teacher": rows["teacher"], "student": rows["student"],
         "retention": rows["student"]["metrics"][main] / rows["teacher"]["metrics"][main],
         "speedup": rows["teacher"]["latency"]["median_ms"] / rows["student"]["latency"]["median_ms"],
         "run_dir": str(out.resolve()),
     }
-    (out / "demo.json").write_text(json.dumps(summary, indent=2, default=str))
+    (out / "demo.json").write_text(json.dumps(summary, indent=2, default=str))  # kept if the report fails
     (out / "demo.txt").write_text(table + "\n")
     print("[5/5] report: accuracy and latency per format (ONNX Runtime exports made on the way), model card ...")
     report = build_report([str(out / "teacher"), str(out / "student")], out / "report",
                           formats=("pytorch-fp32", "onnx-fp32", "onnx-int8"), lengths=(64,), runs=latency_runs)
     summary["report"] = str((out / "report" / "report.md").resolve())
     summary["pareto"] = report["pareto"]
+    summary["minutes"] = (time.perf_counter() - started) / 60  # the whole demo, the report included
     (out / "demo.json").write_text(json.dumps(summary, indent=2, default=str))
-    print(f"run directory: {out.resolve()}  ({summary['minutes']:.1f} min)")
+    # the table last, after the export logs, so that it is what stays on screen
+    print(f"\n{table}\nrun directory: {out.resolve()}  ({summary['minutes']:.1f} min)", flush=True)
     return summary
 
 

@@ -18,7 +18,7 @@ from accelerate.utils import set_seed
 
 from ..data import load_task
 from ..data.encode import Collator, encode
-from ..distill.cache import TeacherCache, weights_digest
+from ..distill.cache import TeacherCache, default_cache_dir, weights_digest
 from ..distill.distiller import Distiller
 from ..distill.features import extract, prepare_model
 from ..distill.recipe import load_recipe
@@ -32,8 +32,12 @@ from ..students import StudentInfo, build_student, student_from_config
 from ..students.defaults import choose_arch
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
 from ..training.validate import check_distill_options
+from ..writable import check_writable_folder
 from .common import jsonable, seeded_subset
 from .plan import announce
+from .runfolder import claim_output, distill_fields
+from .small_data import small_data_training
+from .verdict import training_numbers, verdict
 
 log = logging.getLogger(__name__)
 
@@ -90,16 +94,25 @@ class DistillRecipe:
         self.config = config
         self.output = Path(config.output)
         self.cache: TeacherCache | None = None
+        self.cache_plan: dict | None = None  # set before the plan is printed (None: say what self.cache is)
+        self.small_data: str | None = None  # what the small-data defaults changed, if anything
 
     # ---- setup ---------------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.config
         check_distill_options(cfg)  # bad options fail here, before data, teacher or cache are read
+        check_writable_folder(cfg.output)
         self.recipe = load_recipe(cfg.recipe).with_overrides(temperature=cfg.temperature, weights=cfg.weights)
         self.train_config = TrainConfig.merged(self.recipe.training, cfg.train)
         self.max_length = cfg.max_length or int(self.recipe.training.get("max_length", 128))
         self.data = load_task(cfg.task, cfg.data, skip_bad_rows=cfg.skip_bad_rows, **cfg.data_options)
         self.task = self.data.task
+        # small data: more optimizer steps unless the user chose them (augmented sets are large)
+        rows = len(self.data.split("train"))
+        rows = 0 if self.recipe.augment else min(rows, cfg.max_train_examples or rows)
+        self.train_config, self.small_data = small_data_training(self.train_config, rows, cfg.train)
+        # --output locked, and a clash with the run its checkpoint holds refused, before any model is loaded
+        self.run_lock = claim_output(self.output, self.train_config, **distill_fields(cfg, self.recipe))
         self.tokenizer = load_tokenizer(cfg.teacher)
         self.teacher = load_task_model(cfg.teacher, self.task, attn_implementation="eager")
         self.teacher.eval().requires_grad_(False)
@@ -135,9 +148,12 @@ class DistillRecipe:
         self.collator = Collator(self.tokenizer.pad_token_id)
         self.accelerator = make_accelerator(self.train_config)
         self.teacher.to(self.accelerator.device)
+        self.cache_plan = self._plan_cache()
+        announce(self)  # print the plan, write run_config.json before the teacher cache and training
+        if self.small_data and self.accelerator.is_main_process:
+            print(f"  {self.small_data}", flush=True)
         with self.accelerator.main_process_first():  # one process builds the cache, the others read it
             self._setup_cache()
-        announce(self)  # print the plan, write run_config.json before training
 
     def _build_student(self, arch: str, layers, num_layers):
         """Copied from the teacher (default), loaded from a checkpoint, or randomly initialised."""
@@ -158,16 +174,24 @@ class DistillRecipe:
         return build_student(self.teacher, layers=layers, num_layers=num_layers, arch=arch,
                              attn_implementation="eager")
 
-    def _setup_cache(self) -> None:
+    def _plan_cache(self) -> dict:
+        """Whether the teacher's outputs will be cached, and under which folder (shown in the plan)."""
         cfg = self.config
         keys = self.distiller.teacher_keys
         if not cfg.cache_teacher or not keys:
-            return
+            return {"enabled": False, "path": None}
         size = TeacherCache.estimate_bytes(self.teacher.config, self.train_features, keys)
         if size > cfg.cache_max_gb * 2**30:
             log.warning("teacher cache would take %.1f GB (> %.1f GB): computing teacher outputs live",
                         size / 2**30, cfg.cache_max_gb)
+            return {"enabled": False, "path": None}
+        return {"enabled": True, "path": str(Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir())}
+
+    def _setup_cache(self) -> None:
+        cfg = self.config
+        if not self.cache_plan["enabled"]:
             return
+        keys = self.distiller.teacher_keys
         self.cache = TeacherCache.load_or_build(self.teacher, self.train_features, keys, cache_dir=cfg.cache_dir,
                                                 pad_token_id=self.tokenizer.pad_token_id,
                                                 precision=self.train_config.mixed_precision,
@@ -247,8 +271,20 @@ class DistillRecipe:
             "command": invoking_command(),  # None when run from Python (the API, the demo)
         }
         results.update(self.compare_on_splits(student))
+        results["small_data"] = self.small_data
+        results["verdict"] = self.judge(results, summary)
         (self.output / "results.json").write_text(json.dumps(jsonable(results), indent=2))
         return results
+
+    def judge(self, results: dict, summary: dict) -> dict | None:
+        """The verdict on the eval split: the best student against a constant answer and the teacher."""
+        split, main = self.config.eval_split, self.task.main_metric
+        if split not in results:
+            return None
+        row = results[split]
+        return verdict(self.task, row["student"][main], [e.label for e in self.data.splits[split]],
+                       training_numbers(self.train_config, summary["steps"], len(self.train_features)),
+                       teacher=row["teacher"][main], split=split)
 
     def compare_on_splits(self, student) -> dict:
         """Teacher and best student on dev (and a labelled test split): metrics and retention."""

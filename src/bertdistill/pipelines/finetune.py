@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -23,7 +23,12 @@ from ..models.inputs import model_inputs
 from ..models.loading import load_task_model, load_tokenizer, save_model
 from ..training.engine import TrainConfig, TrainLoop
 from ..training.validate import check_data_options
+from ..writable import check_writable_folder
 from .common import jsonable, seeded_subset
+from .labels import check_labels
+from .runfolder import claim_output
+from .small_data import small_data_training
+from .verdict import training_numbers, verdict
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,8 @@ class FinetuneConfig:
     eval_batch_size: int = 64
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, lr=5e-5, batch_size=32))
     head: str = "default"  # "default" (the model's own classifier) | "textrcnn" (models/textrcnn.py)
+    # the TrainConfig fields the user set (None: all of them); the others may follow the data (small_data.py)
+    train_given: list[str] | None = None
 
 
 class FinetuneRecipe:
@@ -54,6 +61,7 @@ class FinetuneRecipe:
     def __init__(self, config: FinetuneConfig):
         self.config = config
         self.output = Path(config.output)
+        self.small_data: str | None = None  # what the small-data defaults changed, if anything
 
     # ---- setup ---------------------------------------------------------------------------
     def setup(self) -> None:
@@ -61,10 +69,20 @@ class FinetuneRecipe:
         check_data_options(cfg)  # bad options fail here, before data or models are read
         if cfg.head not in HEADS:
             raise ValueError(f"--head must be one of {', '.join(HEADS)}, got {cfg.head!r}")
+        check_writable_folder(cfg.output)  # a read-only --output is said now, not after training
         self.data = load_task(cfg.task, cfg.data, skip_bad_rows=cfg.skip_bad_rows, **cfg.data_options)
         self.task = self.data.task
         if self.data.skipped:
             log.warning("skipped %d bad rows (--skip-bad-rows)", self.data.skipped)
+        train = seeded_subset(self.data.split("train"), cfg.max_train_examples, cfg.train.seed)
+        print(check_labels(self.task, train, cfg.data), flush=True)
+        given = [f.name for f in fields(TrainConfig)] if cfg.train_given is None else cfg.train_given
+        cfg.train, self.small_data = small_data_training(cfg.train, len(train), given)
+        if self.small_data:
+            print(self.small_data, flush=True)
+        # --output locked, and a clash with the run its checkpoint holds refused, before any model is loaded
+        self.run_lock = claim_output(self.output, cfg.train, recipe="finetune", model=cfg.model,
+                                     max_length=cfg.max_length)
         self.tokenizer = load_tokenizer(cfg.model)
         set_seed(cfg.train.seed)  # a new task head is initialised from the seed
         if cfg.head == "textrcnn":
@@ -73,7 +91,6 @@ class FinetuneRecipe:
             self.model = textrcnn_from_encoder(cfg.model, self.task)
         else:
             self.model = load_task_model(cfg.model, self.task)
-        train = seeded_subset(self.data.split("train"), cfg.max_train_examples, cfg.train.seed)
         dev = seeded_subset(self.data.split(cfg.eval_split), cfg.max_eval_examples, cfg.train.seed)
         self.train_features = encode(self.task, train, self.tokenizer, cfg.max_length)
         self.dev_features = encode(self.task, dev, self.tokenizer, cfg.max_length)
@@ -130,6 +147,13 @@ class FinetuneRecipe:
             metrics = evaluate_features(model, self.task, feats, self.collator, self.config.eval_batch_size)
             results[split] = metrics
             print(format_metrics(self.task, metrics, title=f"{self.task.name} {split} ({best})"))
+        results["small_data"] = self.small_data
+        if self.config.eval_split in results:
+            split = self.config.eval_split
+            results["verdict"] = verdict(
+                self.task, results[split][self.task.main_metric], [e.label for e in self.data.splits[split]],
+                training_numbers(self.config.train, summary["steps"], len(self.train_features)), split=split,
+                who="model")
         (self.output / "results.json").write_text(json.dumps(results, indent=2))
         (best / "metrics.json").write_text(json.dumps(
             {k: results[k] for k in results if k in (self.config.eval_split, self.config.test_split)}, indent=2))

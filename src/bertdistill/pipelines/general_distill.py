@@ -43,6 +43,7 @@ from ..students import StudentInfo, build_student, student_from_config
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
 from ..training.validate import check_output
 from .distill import DistillModule
+from .runfolder import claim_output
 from .mlm_batches import check_vocabulary, corpus_fingerprint, evaluate_mlm, masked_batches, open_corpora
 
 
@@ -111,6 +112,10 @@ class GeneralDistillRecipe:
         self.shards, self.eval_shards = open_corpora(cfg, self.tokenizer)
         if cfg.student_config is not None and not isinstance(cfg.student_config, dict):
             raise ValueError(f"--student-config must be a JSON object, got {cfg.student_config!r}")
+        self.run_lock = claim_output(  # --output locked, a clash with its checkpoint's run refused
+            self.output, self.train_config, recipe=self.recipe.name, terms=[asdict(t) for t in self.recipe.terms],
+            teacher=cfg.teacher, masking={"mlm_probability": cfg.mlm_probability, "smoothing": cfg.smoothing,
+                                          "whole_word": cfg.whole_word})
 
         attn = "eager"  # switched to sdpa below when no term compares attention maps
         self.teacher = load_mlm_teacher(cfg.teacher, attn_implementation=attn, require_head=wants_logits)

@@ -28,6 +28,7 @@ from ..models.loading import (hub_errors, load_tokenizer, pretrained_kwargs, qui
 from ..models.mlm import encoder_with_new_mlm_head, freeze_for_head_fitting
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
 from ..training.validate import check_output
+from .runfolder import claim_output
 from .mlm_batches import (check_vocabulary, corpus_fingerprint, evaluate_mlm, masked_batches, masked_logits,
                           open_corpora)
 
@@ -90,6 +91,9 @@ class MlmHeadRecipe:
         layers = getattr(model_config, "num_hidden_layers", 0)
         if not 0 <= cfg.unfreeze_top_layers <= layers:
             raise ValueError(f"--unfreeze-top-layers must be between 0 and {layers}, got {cfg.unfreeze_top_layers}")
+        self.run_lock = claim_output(  # --output locked, a clash with its checkpoint's run refused
+            self.output, self.train_config, model=cfg.model, unfreeze_top_layers=cfg.unfreeze_top_layers,
+            masking=[cfg.mlm_probability, cfg.smoothing, cfg.whole_word])
         set_seed(self.train_config.seed)  # the new head's initial weights
         self.model = encoder_with_new_mlm_head(cfg.model)
         self.trainable = freeze_for_head_fitting(self.model, cfg.unfreeze_top_layers)

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..bench.latency import parameter_count
 from ..distill.losses import LOSSES
 from ..models.loading import LABELS_FILE, hub_errors, pretrained_kwargs, quiet_transformers, resolve_model
+from .runfolder import check_recipe_run
 
 PLAN_FILE = "run_config.json"
 HEAD_SUFFIXES = ("ForSequenceClassification", "ForTokenClassification")
@@ -88,8 +89,9 @@ def describe(recipe) -> dict:
         "data": {"task": task.name, "kind": task.kind, "labels": task.labels, "source": cfg.data,
                  "train": len(recipe.train_features), "dev": len(recipe.dev_features),
                  **{s: len(e) for s, e in recipe.data.splits.items() if s not in ("train", "dev")}},
-        "teacher_cache": {"enabled": recipe.cache is not None,
-                          "path": str(recipe.cache.path) if recipe.cache is not None else None},
+        # planned before the cache is built (DistillRecipe.cache_plan: the cache's root folder), else as built
+        "teacher_cache": getattr(recipe, "cache_plan", None) or {
+            "enabled": recipe.cache is not None, "path": str(recipe.cache.path) if recipe.cache is not None else None},
         "output": str(recipe.output),
     }
 
@@ -113,6 +115,8 @@ def format_plan(plan: dict) -> str:
         f"{tr['weight_decay']:g}, max length {tr['max_length']}, seed {tr['seed']}, precision "
         f"{tr['mixed_precision']} (recipe defaults, then your flags)"
     )
+    lines.append(f"  cpu       dropout draws {tr['dropout_draws']}, "
+                 f"allocator {tr['cpu_allocator']} (--dropout-draws, --cpu-allocator)")
     extra = "".join(f", {k} {v}" for k, v in d.items() if k not in ("task", "kind", "labels", "source", "train", "dev"))
     lines.append(f"  data      {d['task']} ({d['kind']}{', labels ' + ','.join(d['labels']) if d['labels'] else ''}): "
                  f"train {d['train']}, dev {d['dev']}{extra}")
@@ -121,7 +125,9 @@ def format_plan(plan: dict) -> str:
 
 
 def announce(recipe) -> dict:
-    """Print the plan of a set-up ``DistillRecipe`` and write it into its output folder."""
+    """Print the plan of a set-up ``DistillRecipe`` and write it into its output folder, once
+    the run is known to fit the checkpoint the folder holds (nothing is written otherwise)."""
+    check_recipe_run(recipe)
     if not recipe.accelerator.is_main_process:
         return {}
     plan = describe(recipe)

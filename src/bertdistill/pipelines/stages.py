@@ -13,6 +13,13 @@ to the top folder together with a summary of every stage.
 Before any model is loaded, :func:`preflight` checks every stage's terms against the
 teacher's and the student's configs (head counts, layer ranges, widths), so bad input is
 refused naming the term.
+
+The augmented transfer set (``transfer_data``) is read by the stages marked ``transfer``
+(TinyBERT's ``--aug_train``): a JSON-lines file written by ``bertdistill augment`` replaces
+such a stage's train examples (the copies are labelled by the teacher) while its dev
+examples stay the task's own; a folder (or file) in the task's own layout is read as that
+stage's whole data, its dev split included. A recipe's ``augment:`` block applies to every
+stage.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from ..students.from_config import shape_sizes
 from ..students.layers import select_layers
 from .distill import DistillConfig, DistillRecipe
 from .plan import report
+from .runfolder import check_stage_run, lock_run_folder
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +180,41 @@ class StageRecipe(DistillRecipe):
         return summary
 
 
-def _stage_recipe(recipe: Recipe, stage: Stage, terms: list) -> dict:
+def is_transfer_file(transfer_data: str | None) -> bool:
+    """Whether ``transfer_data`` is a JSON-lines transfer set (a file written by
+    ``bertdistill augment``) rather than data in the task's own layout (a folder)."""
+    return transfer_data is not None and Path(transfer_data).suffix == ".jsonl" and Path(transfer_data).is_file()
+
+
+def check_transfer_data(transfer_data: str | None, recipe: Recipe) -> None:
+    """Refuse, before any model is read, a transfer set that does not exist or a recipe with
+    no stage that would read it."""
+    if transfer_data is None:
+        return
+    if not Path(transfer_data).exists():
+        raise ValueError(f"transfer_data: {transfer_data} not found (write a transfer set with "
+                         "`bertdistill augment --output FILE.jsonl`)")
+    marked = (recipe.stages is not None and any(s.transfer for s in recipe.stages)) or (
+        recipe.stages is None and parse_strategy(recipe.strategy, recipe.name)[0] != "all_at_once")
+    if not (is_staged(recipe) and marked):
+        raise ValueError(f"transfer_data: recipe {recipe.name} has no stage marked 'transfer: true' to "
+                         f"read it; give the transfer set to this recipe as an augment: {{file: "
+                         f"{transfer_data}}} block instead")
+
+
+def stage_sources(stage: Stage, data: str | None, transfer_data: str | None) -> tuple[str | None, dict | None]:
+    """(the stage's data, the ``augment:`` block that replaces its train examples, or None)."""
+    if not (stage.transfer and transfer_data):
+        return data, None
+    if is_transfer_file(transfer_data):
+        return data, {"file": str(Path(transfer_data).resolve())}
+    return transfer_data, None
+
+
+def _stage_recipe(recipe: Recipe, stage: Stage, terms: list, augment: dict | None = None) -> dict:
     data = recipe.to_dict()
+    if augment is not None:
+        data["augment"] = augment
     data["name"] = f"{recipe.name}.{stage.name}"
     data["terms"] = [t for t in data["terms"] if t["name"] in {x.name for x in terms}]
     by_name = {t.name: t for t in terms}
@@ -189,9 +230,11 @@ def run_staged(config: DistillConfig, transfer_data: str | None = None, *, laten
     """Run a recipe's stages one after the other (see the module docstring); at the end the same
     summary as a one-stage run (retention, sizes, batch-1 latency; ``latency_runs`` 0 skips timing)."""
     recipe = load_recipe(config.recipe).with_overrides(temperature=config.temperature, weights=config.weights)
+    check_transfer_data(transfer_data, recipe)
     planned = preflight(config, recipe)
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
+    lock = lock_run_folder(out)  # the top folder, held until every stage is done
     previous: Path | None = None
     records, result, final_runner = [], {}, None
     for k, (stage, terms) in enumerate(planned, 1):
@@ -205,11 +248,14 @@ def run_staged(config: DistillConfig, transfer_data: str | None = None, *, laten
         folder.mkdir(parents=True, exist_ok=True)
         recipe_file = folder / "recipe.yaml"
         tmp = folder / ".recipe.yaml.tmp"
-        tmp.write_text(yaml.safe_dump(_stage_recipe(recipe, stage, terms), sort_keys=False))
+        stage_data, augment = stage_sources(stage, config.data, transfer_data)
+        stage_recipe = _stage_recipe(recipe, stage, terms, augment)
+        check_stage_run(folder, config, stage_recipe, recipe_file)  # before its recipe.yaml is rewritten
+        tmp.write_text(yaml.safe_dump(stage_recipe, sort_keys=False))
         os.replace(tmp, recipe_file)
         stage_config = dataclasses.replace(
             config, output=str(folder), recipe=str(recipe_file), temperature=None, weights=None,
-            data=transfer_data if stage.transfer and transfer_data else config.data,
+            data=stage_data,
             max_eval_examples=config.max_eval_examples if last else min(
                 config.max_eval_examples or INTERMEDIATE_EVAL_EXAMPLES, INTERMEDIATE_EVAL_EXAMPLES),
         )
@@ -226,7 +272,8 @@ def run_staged(config: DistillConfig, transfer_data: str | None = None, *, laten
         record = {"stage": stage.name, "folder": folder.name, "terms": [t.name for t in terms if t.weight],
                   "layer": stage.layer, "transfer": bool(stage.transfer and transfer_data),
                   "seconds": round(time.perf_counter() - start, 1),
-                  "best_dev": runner.loop.state.best_metric, "steps": runner.loop.state.step}
+                  "best_dev": runner.loop.state.best_metric, "steps": runner.loop.state.step,
+                  "train_examples": len(runner.train_features)}
         _write_json(folder / STAGE_FILE, record)
         records.append(record)
         previous = folder
@@ -237,6 +284,8 @@ def run_staged(config: DistillConfig, transfer_data: str | None = None, *, laten
     _write_json(out / "results.json", result)
     if final_runner is not None and final_runner.accelerator.is_main_process:
         result = report(final_runner, result, latency_runs=latency_runs, output=out)
+    if lock is not None:
+        lock.release()
     return result
 
 

@@ -16,7 +16,10 @@ from pathlib import Path
 from ..bench.runner import EXPORT_FORMAT
 from ..export.package import default_output
 from ..export.runtime import is_exported, read_manifest
+from ..data.errors import DataError
+from ..models.checks import check_max_length, model_positions
 from ..models.loading import task_from_labels
+from ..writable import check_writable_folder
 from .model_card import write_model_card
 from .plots import accuracy_latency_plot, loss_curves_plot, pareto_front
 from .runs import RunEntry, loss_curves, read_run
@@ -130,20 +133,49 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+DEFAULT_LENGTHS = (16, 64, 128)  # `report --lengths` default: those above a model's positions are left out
+
+
+def read_benchmark(path: str | Path) -> dict:
+    """A ``bertdistill benchmark --output`` JSON; errors name the file (and line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--benchmark {path} not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DataError(path, None, "not UTF-8 text: give the JSON file `bertdistill benchmark --output` "
+                                    "wrote (--benchmark)") from None
+    except json.JSONDecodeError as err:
+        raise DataError(path, err.lineno, f"not valid JSON ({err.msg}); give the file `bertdistill benchmark "
+                                          "--output` wrote (--benchmark)") from None
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list) or not isinstance(data.get("models"), dict):
+        raise DataError(path, None, "not a benchmark result (no 'rows' and 'models'); give the file "
+                                    "`bertdistill benchmark --output` wrote (--benchmark)")
+    return data
+
+
 def build_report(run_dirs: Sequence[str], output: str | Path, *, benchmark: str | dict | None = None,
-                 lengths: Sequence[int] = (16, 64, 128), runs: int = 200, warmup: int = 10,
+                 lengths: Sequence[int] = DEFAULT_LENGTHS, runs: int = 200, warmup: int = 10,
                  formats: Sequence[str] | None = None, plot_length: int | None = None, threads: int | None = None,
                  model_cards: bool = True, exports_dir: str | None = None) -> dict:
-    """Write report.md, report.json, accuracy_latency.png and loss_curves.png under ``output``."""
-    entries = collect_entries(run_dirs)
+    """Write report.md, report.json, accuracy_latency.png and loss_curves.png under ``output``.
+
+    ``output`` (a folder that can be written), the ``benchmark`` JSON and the runs are checked
+    before anything is measured."""
+    check_writable_folder(output, "--output")
     if isinstance(benchmark, (str, Path)):
-        path = Path(benchmark)
-        if not path.is_file():
-            raise FileNotFoundError(f"--benchmark {path} not found")
-        benchmark = json.loads(path.read_text(encoding="utf-8"))
+        benchmark = read_benchmark(benchmark)
+    entries = collect_entries(run_dirs)
     task = task_from_labels(entries[0].model_dir)
     main = task.main_metric
     if benchmark is None:
+        limits = [n for n in (model_positions(e.model_dir) for e in entries) if n is not None]
+        if list(lengths) == list(DEFAULT_LENGTHS) and limits and max(lengths) > min(limits):
+            print(f"bertdistill: lengths above {min(limits)} not timed: a model has {min(limits)} positions")
+            lengths = [n for n in lengths if n <= min(limits)] or [min(limits)]
+        for e in entries:  # every model can read the longest length, before any is timed
+            check_max_length(e.model_dir, max(lengths), "--lengths", name=e.model_dir)
         from ..bench.runner import FORMATS, run_benchmark
 
         data = next((e.config.get("data") for e in entries if e.config.get("data")), None)

@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..data.errors import DataError
 from ..data.examples import Example, TaskSpec
 
 PAD, UNK, MASK = "<pad>", "<unk>", "[mask]"
@@ -298,11 +299,21 @@ def load_bilstm(folder: str | Path) -> tuple[BiLSTMClassifier, WordTokenizer]:
     for name in ("model.safetensors", "vocab.json"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder / name} is missing: not a complete bilstm student folder")
+    from ..models.checks import check_model_folder
+
+    check_model_folder(folder)  # config.json fields and the safetensors header, each named when bad
     config = BiLSTMConfig(**json.loads((folder / "config.json").read_text()))
     model = BiLSTMClassifier(config)
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    try:
+        model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    except RuntimeError as err:  # missing / unexpected keys or shapes other than config.json's
+        reason = " ".join(str(err).split())[:300]
+        raise DataError(folder / "model.safetensors", None, f"does not fit config.json ({reason})") from None
     model.eval()
-    tokenizer = WordTokenizer.load(folder)
+    try:
+        tokenizer = WordTokenizer.load(folder)
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError) as err:
+        raise DataError(folder / "vocab.json", None, f"not a word vocabulary ({err})") from None
     if len(tokenizer) != config.vocab_size:
         raise ValueError(f"{folder}: vocab.json has {len(tokenizer)} words, config.json says {config.vocab_size}")
     return model, tokenizer

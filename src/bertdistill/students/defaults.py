@@ -5,7 +5,7 @@ cannot tell which segment a token belongs to (only the [SEP] between them). So o
 a recipe's ``arch: distilbert`` falls back to the teacher's own architecture (which keeps
 the token types) with a warning, unless the user asked for ``--student-arch distilbert``
 explicitly (then it is honoured, with a warning). The measured difference is in
-benchmarks/RESULTS.md (issue 10).
+benchmarks/RESULTS.md ("Reliability").
 """
 
 from __future__ import annotations

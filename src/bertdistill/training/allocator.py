@@ -4,14 +4,15 @@ A distillation step frees and re-allocates the same large buffers every step: th
 gradient of the word embeddings (vocabulary x hidden, 47 MB for BERT's 30,522 x 384),
 activations, the optimizer's temporaries. glibc serves every allocation above its mmap
 threshold (at most 32 MB) with a fresh ``mmap`` and returns it with ``munmap`` on free, so
-each step pays page faults and the kernel's zeroing of those pages again (on the SST-2
-step, profiled: ``fill_`` of the embedding gradient 11 % of a bf16 step, ``zero_grad``
-3 %). Turning glibc's mmap path off and raising its trim threshold keeps those pages in
-the heap for reuse: the effect that preloading tcmalloc or jemalloc gives, without an
-extra library. The process keeps its peak memory instead of returning it to the system.
+each step pays page faults and the kernel's zeroing of those pages again. Turning glibc's
+mmap path off and raising its trim threshold keeps those pages in the heap for reuse: the
+effect that preloading tcmalloc or jemalloc gives, without an extra library. The process
+keeps its peak memory instead of returning it to the system.
 
-``BERTDISTILL_ALLOCATOR=system`` leaves malloc as it is. Elsewhere (macOS, Windows, musl)
-this does nothing.
+``--cpu-allocator keep`` (the default, ``TrainConfig.cpu_allocator``) does this;
+``--cpu-allocator system`` leaves malloc as it is. The setting lasts for the process: the
+first training run in it decides, and a later run asking for the other one is told so.
+Elsewhere (macOS, Windows, musl) this does nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-import os
 import platform
 
 log = logging.getLogger(__name__)
@@ -29,26 +29,30 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
 #: freed memory kept at the top of the heap before it is given back (mallopt takes an int)
 TRIM_THRESHOLD = 2**31 - 1
-ENV = "BERTDISTILL_ALLOCATOR"
-MODES = ("keep", "system")
+#: values of ``--cpu-allocator``
+CPU_ALLOCATORS = ("keep", "system")
 
 _applied: str | None = None
+_asked: str | None = None
 
 
-def allocator_mode() -> str:
-    mode = os.environ.get(ENV, "keep").strip().lower() or "keep"
-    if mode not in MODES:
-        raise ValueError(f"${ENV} must be one of {', '.join(MODES)}, got {mode!r}")
-    return mode
+def check_cpu_allocator(mode: str) -> None:
+    """ValueError naming ``--cpu-allocator`` for a value it does not take."""
+    if mode not in CPU_ALLOCATORS:
+        raise ValueError(f"--cpu-allocator must be {' or '.join(CPU_ALLOCATORS)}, got {mode!r}")
 
 
-def keep_freed_memory() -> str:
-    """Apply ``$BERTDISTILL_ALLOCATOR`` (default ``keep``) once per process; returns what holds:
-    ``"keep"``, ``"system"`` or ``"unsupported"`` (not glibc)."""
-    global _applied
-    mode = allocator_mode()
+def keep_freed_memory(mode: str = "keep") -> str:
+    """Apply ``mode`` (``keep`` or ``system``) once per process; returns what holds: ``"keep"``,
+    ``"system"`` or ``"unsupported"`` (not glibc, or mallopt refused)."""
+    global _applied, _asked
+    check_cpu_allocator(mode)
     if _applied is not None:
+        if mode != _asked:
+            log.warning("--cpu-allocator %s: this process already runs with --cpu-allocator %s (an earlier "
+                        "run in it set malloc up, and that lasts for the process); left as it is", mode, _asked)
         return _applied
+    _asked = mode
     if mode == "system":
         _applied = "system"
         return _applied

@@ -12,9 +12,15 @@ complete checkpoint behind the ``latest`` pointer:
 
 The checkpoint ``latest`` points at is never deleted or overwritten: a second checkpoint
 of the same step gets a new name. Tensors are stored with safetensors; the optimizer,
-scheduler, RNG and scaler states go through ``torch.save`` and are read back with
-``weights_only=True``. ``run.json`` holds the run's fingerprint (what determines the
-batching and the optimisation), which resume compares with the new run's.
+scheduler and scaler states go through ``torch.save`` and are read back with
+``weights_only=True``, as is each process's RNG state (``rng_rank<r>.pt``, one file per
+process: each rank draws its own dropout masks and resumes with its own generators).
+``run.json`` holds the run's fingerprint (what determines the batching and the
+optimisation), which resume compares with the new run's.
+
+A write that fails (``OSError``: a full disk, a quota) before ``latest`` is repointed
+removes the new folder and raises :class:`~bertdistill.durable.DiskWriteError`; ``latest``
+still points at the previous checkpoint, which the next run resumes from.
 """
 
 from __future__ import annotations
@@ -31,11 +37,12 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..durable import fsync_dir, fsync_file
+from ..durable import DiskWriteError, fsync_dir, fsync_file
 
 POINTER = "latest"
 PREFIX = "ckpt-"
 PARTIAL = ".partial-"
+RNG_FILE = "rng_rank{rank}.pt"
 
 
 @dataclass
@@ -48,6 +55,7 @@ class TrainState:
     best_metric: float | None = None
     best_step: int | None = None
     eval_step: int | None = None     # the last step evaluated (not evaluated again after a resume)
+    window: dict | None = None       # the log window's loss sums so far, averaged over processes (loss_window.py)
 
 
 # ---- durable file primitives ----------------------------------------------------------------
@@ -117,29 +125,52 @@ def save_checkpoint(
     scaler=None,
     fingerprint: dict | None = None,
     keep: int = 1,
+    rng_states: list[dict] | None = None,
 ) -> Path:
-    """Write a new checkpoint under ``root``, repoint ``root/latest`` at it, keep the newest ``keep``."""
+    """Write a new checkpoint under ``root``, repoint ``root/latest`` at it, keep the newest ``keep``.
+
+    ``rng_states``: every process's :func:`rng_state`, in rank order (default: this process's).
+    Raises ``DiskWriteError`` when a write fails; nothing of the new checkpoint is left then.
+    """
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     name = f"{PREFIX}{state.step}-{uuid.uuid4().hex[:8]}"
-    tmp = root / f"{PARTIAL}{name}"
-    tmp.mkdir()
-    save_file(_contiguous(model.state_dict()), str(tmp / "model.safetensors"))
-    trainer = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()}
-    if scaler is not None:
-        trainer["scaler"] = scaler.state_dict()
-    torch.save(trainer, tmp / "trainer.pt")
-    (tmp / "state.json").write_text(json.dumps(asdict(state), indent=2))
-    (tmp / "run.json").write_text(json.dumps(fingerprint or {}, indent=2, sort_keys=True))
-    for file in tmp.iterdir():
-        fsync_file(file)
-    fsync_dir(tmp)
-    final = root / name
-    os.replace(tmp, final)
-    fsync_dir(root)
-    write_text_atomic(root / POINTER, name)
+    tmp, final = root / f"{PARTIAL}{name}", root / name
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        save_file(_contiguous(model.state_dict()), str(tmp / "model.safetensors"))
+        trainer = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+        if scaler is not None:
+            trainer["scaler"] = scaler.state_dict()
+        torch.save(trainer, tmp / "trainer.pt")
+        for rank, rng in enumerate(rng_states if rng_states is not None else [rng_state()]):
+            torch.save(rng, tmp / RNG_FILE.format(rank=rank))
+        (tmp / "state.json").write_text(json.dumps(asdict(state), indent=2))
+        (tmp / "run.json").write_text(json.dumps(fingerprint or {}, indent=2, sort_keys=True))
+        for file in tmp.iterdir():
+            fsync_file(file)
+        fsync_dir(tmp)
+        os.replace(tmp, final)
+        fsync_dir(root)
+        write_text_atomic(root / POINTER, name)
+    except OSError as err:  # `latest` was not repointed: the new folder is nobody's
+        for leftover in (tmp, final):
+            shutil.rmtree(leftover, ignore_errors=True)
+        (root / f"{POINTER}.tmp").unlink(missing_ok=True)
+        previous = _pointed(root)
+        kept = (f"the last good checkpoint {previous} is kept; free space and run the same command again to "
+                "resume from it") if previous else "no earlier checkpoint exists; free space and run the command again"
+        raise DiskWriteError.writing("the checkpoint", final, err, kept) from err
     prune(root, keep=keep)
     return final
+
+
+def _pointed(root: Path) -> Path | None:
+    """The folder ``latest`` names, if the pointer can be read (no completeness check)."""
+    try:
+        return root / (root / POINTER).read_text().strip()
+    except OSError:
+        return None
 
 
 def prune(root: str | Path, keep: int = 1) -> None:
@@ -200,9 +231,22 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler,
     scaler=None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> TrainState:
-    """Restore everything ``save_checkpoint`` wrote; returns the saved TrainState."""
+    """Restore everything ``save_checkpoint`` wrote; returns the saved TrainState.
+
+    Process ``rank`` of ``world_size`` gets its own RNG state back; a checkpoint written by
+    another number of processes is refused (``ValueError``), before anything is restored.
+    """
     path = Path(path)
+    saved_ranks = len(list(path.glob(RNG_FILE.format(rank="*"))))
+    if saved_ranks and saved_ranks != world_size:
+        raise ValueError(
+            f"the checkpoint {path} was written by {saved_ranks} process(es) and this run has {world_size}; "
+            f"resume with {saved_ranks} process(es) (torchrun --nproc_per_node {saved_ranks}) or start afresh "
+            "with --no-resume"
+        )
     weights = load_file(str(path / "model.safetensors"))
     missing, unexpected = model.load_state_dict(weights, strict=False)
     # Tied weights may be absent from the saved copy only if they are aliases.
@@ -213,7 +257,10 @@ def load_checkpoint(
     trainer = torch.load(path / "trainer.pt", weights_only=True, map_location="cpu")
     optimizer.load_state_dict(trainer["optimizer"])
     scheduler.load_state_dict(trainer["scheduler"])
-    set_rng_state(trainer["rng"] if "rng" in trainer else {"torch": trainer["torch_rng"]})
+    if saved_ranks:
+        set_rng_state(torch.load(path / RNG_FILE.format(rank=rank), weights_only=True, map_location="cpu"))
+    else:  # written before the per-process RNG files: one state, in trainer.pt
+        set_rng_state(trainer["rng"] if "rng" in trainer else {"torch": trainer["torch_rng"]})
     if scaler is not None and "scaler" in trainer:
         scaler.load_state_dict(trainer["scaler"])
     return TrainState(**json.loads((path / "state.json").read_text()))

@@ -1,51 +1,33 @@
-"""Dropout with masks drawn as bytes, for CPU training.
+"""Dropout with cheaper random draws, for CPU training (``--dropout-draws fast``).
 
-``nn.Dropout`` draws its mask with ``bernoulli_`` into a tensor of the input's dtype; on
-the AMD CPUs this project runs on that draw is the slow part (0.7 ms per call on a batch of
-32 SST-2 phrases, 9 % of a bf16 distillation step). Here a probability ``p = k / d`` with
-``d <= 255`` (0.1 = 1/10, 0.15 = 3/20, ...) is drawn exactly as a uniform byte below ``d``
-that is dropped when it is below ``k``: same distribution, a cheaper generator, and a
-1-byte mask kept for the backward pass instead of a full-precision one. Probabilities
-that are not such a fraction keep ``nn.Dropout``.
+``nn.Dropout`` draws one ``bernoulli_`` value per element; on a CPU that draw is a visible
+share of a small model's training step (1.0 ms for the mask of a batch of 32 SST-2 phrases,
+32 x 14 x 384). :class:`WordDropout` cuts each 64-bit random word into four 16-bit draws, so
+the generator runs once per four elements (0.17 ms for the same mask), and drops an element
+when its draw is below ``round(p * 2**16)``. The drop probability is thus ``p`` rounded to a
+multiple of 2**-16 (0.1 becomes 0.1000061) and the kept values are scaled by
+``1 / (1 - that)``, so expectations are kept exactly; any ``p`` works. The mask kept for the
+backward pass is one byte per element.
 
-:func:`byte_dropout` swaps a model's ``nn.Dropout`` modules for the duration of a
-``with`` block (the engine uses it around CPU training when ``$BERTDISTILL_DROPOUT=byte``)
-and puts the originals back, so the trained model that is saved and returned has its usual
-modules. It is opt-in: the masks differ from torch's draw for the same seed, so a run with
-it does not reproduce a run without it (the SST-2 teacher of the benchmarks gave dev 0.8888
-with it against 0.8945 without), and in repeated step timings its gain was within the
-run-to-run spread (benchmarks/RESULTS.md, 2026-12-06).
-
-:class:`WordDropout` (``$BERTDISTILL_DROPOUT=fast``) goes further: it cuts 64-bit random
-words into four 16-bit draws, so the generator runs once per four elements (0.17 ms for a
-32 x 14 x 384 mask, against 1.0 ms for ``bernoulli_`` and 0.45 ms for a byte per element),
-and drops an element when its draw is below ``round(p * 2**16)``. The drop probability is
-thus ``p`` rounded to a multiple of 2**-16 (0.1 becomes 0.1000061) and the kept values are
-scaled by ``1 / (1 - that)``, so expectations are kept exactly; any ``p`` works.
+:func:`training_dropout` swaps a model's ``nn.Dropout`` modules for the duration of a
+``with`` block (the engine uses it around CPU training) and puts the originals back, so the
+trained model that is saved and returned has its usual modules. It is opt-in: the masks are
+another random stream than torch's for the same seed, so a run with it does not reproduce a
+run without it. Dropout applied as a function inside a module (attention probabilities under
+sdpa) keeps torch's draw.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-from fractions import Fraction
 from typing import Callable, Iterator
 
 import torch
 from torch import nn
 
-#: largest denominator a probability may have (a byte holds the uniform draw)
-MAX_DENOMINATOR = 255
-
-
-def as_byte_fraction(p: float) -> tuple[int, int] | None:
-    """``(k, d)`` with ``k / d == p`` exactly (as a float) and ``d <= 255``, or ``None``."""
-    if not 0.0 < p < 1.0:
-        return None
-    frac = Fraction(p).limit_denominator(MAX_DENOMINATOR)
-    if frac.numerator / frac.denominator != p:
-        return None
-    return frac.numerator, frac.denominator
+#: values of ``--dropout-draws`` (``TrainConfig.dropout_draws``): torch's own dropout, or 16-bit
+#: draws cut from 64-bit words while training on a CPU
+DROPOUT_DRAWS = ("torch", "fast")
 
 
 class _MaskDropout(torch.autograd.Function):
@@ -61,27 +43,6 @@ class _MaskDropout(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         (keep,) = ctx.saved_tensors
         return grad.mul(keep).mul_(ctx.scale), None, None
-
-
-class ByteDropout(nn.Module):
-    """``nn.Dropout(p)`` for ``p = k / d``, ``d <= 255``, with a byte mask (see the module)."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        fraction = as_byte_fraction(p)
-        if fraction is None:
-            raise ValueError(f"dropout probability {p} is not k/d with d <= {MAX_DENOMINATOR}")
-        self.p = p
-        self.k, self.d = fraction
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return x
-        keep = torch.randint(0, self.d, x.shape, dtype=torch.uint8, device=x.device) >= self.k
-        return _MaskDropout.apply(x, keep, self.d / (self.d - self.k))
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
 
 
 #: bits of one uniform draw of :class:`WordDropout`
@@ -121,12 +82,6 @@ class WordDropout(nn.Module):
         return f"p={self.p} (drawn as {self.threshold}/{2**WORD_BITS})"
 
 
-def byte_dropout(model: nn.Module) -> contextlib.AbstractContextManager:
-    """Within the block, ``model``'s ``nn.Dropout`` modules whose probability is a byte fraction
-    are :class:`ByteDropout` modules (in the same training mode); yields how many were swapped."""
-    return swap_dropout(model, lambda p: ByteDropout(p) if as_byte_fraction(p) is not None else None)
-
-
 def word_dropout(model: nn.Module) -> contextlib.AbstractContextManager:
     """Within the block, ``model``'s ``nn.Dropout`` modules (0 < p < 1) are :class:`WordDropout`
     modules; yields how many were swapped."""
@@ -153,24 +108,18 @@ def swap_dropout(model: nn.Module, make: Callable[[float], nn.Module | None]) ->
             setattr(parent, name, original)
 
 
-#: ``$BERTDISTILL_DROPOUT``: ``torch`` (default: torch's own dropout), ``byte`` (byte masks while
-#: training on a CPU) or ``fast`` (16-bit draws cut from 64-bit words while training on a CPU)
-ENV = "BERTDISTILL_DROPOUT"
-MODES = ("byte", "fast", "torch")
+def check_dropout_draws(draws: str) -> None:
+    """ValueError naming ``--dropout-draws`` for a value it does not take."""
+    if draws not in DROPOUT_DRAWS:
+        raise ValueError(f"--dropout-draws must be {' or '.join(DROPOUT_DRAWS)}, got {draws!r}")
 
 
-def dropout_mode() -> str:
-    mode = os.environ.get(ENV, "torch").strip().lower() or "torch"
-    if mode not in MODES:
-        raise ValueError(f"${ENV} must be one of {', '.join(MODES)}, got {mode!r}")
-    return mode
-
-
-def training_dropout(model: nn.Module, device: torch.device) -> contextlib.AbstractContextManager:
-    """The engine's choice around a training run: on a CPU, byte masks when
-    ``$BERTDISTILL_DROPOUT=byte`` and word draws when ``fast``; torch's own dropout otherwise and
-    on any other device."""
-    mode = dropout_mode()
-    if torch.device(device).type == "cpu" and mode != "torch":
-        return byte_dropout(model) if mode == "byte" else word_dropout(model)
+def training_dropout(model: nn.Module, device: torch.device | str,
+                     draws: str = "torch") -> contextlib.AbstractContextManager:
+    """The engine's dropout around a training run: with ``draws="fast"`` on a CPU, the model's
+    ``nn.Dropout`` modules draw 16-bit words (:class:`WordDropout`); torch's own dropout otherwise
+    and on any other device. Yields how many modules were swapped."""
+    check_dropout_draws(draws)
+    if torch.device(device).type == "cpu" and draws == "fast":
+        return word_dropout(model)
     return contextlib.nullcontext(0)

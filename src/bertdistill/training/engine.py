@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import broadcast_object_list, set_seed
+from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
@@ -30,10 +30,12 @@ from .allocator import keep_freed_memory
 from .clipping import clip_gradients
 from .dropout import training_dropout
 from .checkpoint import (
-    TrainState, forget_checkpoints, latest_checkpoint, load_checkpoint, read_fingerprint, save_checkpoint,
-    write_text_atomic,
+    TrainState, forget_checkpoints, latest_checkpoint, load_checkpoint, read_fingerprint, rng_state,
+    save_checkpoint, write_text_atomic,
 )
-from .fingerprint import TRAIN_FIELDS, check_resume, data_hash, normalise
+from ..durable import DiskWriteError
+from .loss_window import LossWindow
+from .fingerprint import check_resume, run_fingerprint
 from .validate import check_train_config
 from .trackers import hparams, parse_trackers, tracker_values
 
@@ -65,6 +67,8 @@ class TrainConfig:
     resume: bool = True
     log_with: str | None = None        # accelerate trackers beside the JSONL log, e.g. "tensorboard"
     optimizer: str = "fused"           # AdamW kernels: fused | foreach | loop (same maths; see OPTIMIZERS)
+    dropout_draws: str = "torch"       # CPU dropout masks: torch | fast (16-bit draws, training/dropout.py)
+    cpu_allocator: str = "keep"        # CPU malloc: keep freed pages | system (training/allocator.py)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -94,7 +98,7 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
         AcceleratorState._reset_state(reset_partial_state=False)
     trackers = parse_trackers(config.log_with)  # their folder is set per run by TrainLoop
     if not torch.cuda.is_available():
-        keep_freed_memory()  # CPU training: reuse freed pages instead of mmap/munmap per step
+        keep_freed_memory(config.cpu_allocator)  # CPU training: reuse freed pages instead of mmap/munmap per step
         if config.mixed_precision == "bf16" and not cpu_has_bf16():
             log.warning(EMULATED_BF16)
     return Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available(),
@@ -189,7 +193,9 @@ class TrainLoop:
         )
         self.module, self.optimizer = self.accelerator.prepare(module, self.optimizer)
         self.state = TrainState()
+        self.window = LossWindow()  # the loss sums of the log row being gathered
         self.history: list[dict] = []
+        self._bar = None  # the progress bar while train() runs
         self.fingerprint = self._run_fingerprint(fingerprint or {})
         if config.log_with:
             self.accelerator.project_configuration.logging_dir = str(self.output_dir / "trackers")
@@ -225,24 +231,37 @@ class TrainLoop:
     # ---- checkpoints ------------------------------------------------------------------
     def _run_fingerprint(self, extra: dict) -> dict:
         """What determines this run (see training/fingerprint.py); recipes add their own fields."""
-        fp = {name: getattr(self.config, name) for name in TRAIN_FIELDS}
-        fp["world_size"] = self.accelerator.num_processes
-        fp["data"] = extra.get("data") or data_hash(self.features)
-        return normalise({**fp, **extra})
+        return run_fingerprint(self.config, self.accelerator.num_processes, self.features, extra)
 
     def _save(self) -> None:
-        self.accelerator.wait_for_everyone()
+        # collectives first, on every process: each rank's RNG state, the log window's sums
+        rng_states = gather_object([rng_state()])
+        self.state.window = self.window.merge(self.accelerator)
+        self._on_main_process(lambda: save_checkpoint(
+            self.ckpt_dir,
+            model=self.accelerator.unwrap_model(self.module),
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            state=self.state,
+            scaler=self.accelerator.scaler,
+            fingerprint=self.fingerprint,
+            rng_states=rng_states,
+        ))
+
+    def _on_main_process(self, write: Callable[[], Any]) -> None:
+        """Run ``write`` on the main process while the others wait. A write error there
+        (``OSError``: a full disk) ends every process with its message, none waits forever."""
+        error = None
         if self.accelerator.is_main_process:
-            save_checkpoint(
-                self.ckpt_dir,
-                model=self.accelerator.unwrap_model(self.module),
-                optimizer=self.optimizer,
-                scheduler=self.scheduler,
-                state=self.state,
-                scaler=self.accelerator.scaler,
-                fingerprint=self.fingerprint,
-            )
-        self.accelerator.wait_for_everyone()
+            try:
+                write()
+            except OSError as err:
+                error = err
+        message = broadcast_object_list([" ".join(str(error).split()) if error is not None else None])[0]
+        if error is not None:
+            raise error
+        if message is not None:
+            raise DiskWriteError(f"the main process stopped: {message}")
 
     def _start_afresh(self) -> None:
         """--no-resume: old checkpoints become unresumable and the log starts empty (old one kept aside)."""
@@ -267,7 +286,9 @@ class TrainLoop:
             self.state = load_checkpoint(
                 path, model=self.accelerator.unwrap_model(self.module), optimizer=self.optimizer,
                 scheduler=self.scheduler, scaler=self.accelerator.scaler,
+                rank=self.accelerator.process_index, world_size=self.accelerator.num_processes,
             )
+        self.window = LossWindow.restored(self.state.window)
         log_path = self.output_dir / "log.jsonl"
         if log_path.exists():  # rows written after the checkpoint (or before any) are redone: drop them
             self.history = [
@@ -303,27 +324,29 @@ class TrainLoop:
             value = float(metrics[self.main_metric])
             if self.state.best_metric is None or value > self.state.best_metric:
                 self.state.best_metric, self.state.best_step = value, self.state.step
-                if self.accelerator.is_main_process and self.on_best is not None:
-                    self.on_best(metrics)
-                self.accelerator.wait_for_everyone()
+                if self.on_best is not None:
+                    self._on_main_process(lambda: self.on_best(metrics))
         return metrics
 
     # ---- the loop -----------------------------------------------------------------------
     def train(self) -> dict:
         """Run to the end (resuming if a checkpoint exists); returns a summary dict."""
-        with training_dropout(self.module, self.accelerator.device):
-            return self._train()
+        with training_dropout(self.module, self.accelerator.device, self.config.dropout_draws):
+            try:
+                return self._train()
+            finally:  # an error ends the bar's line first, so the error's own line comes last
+                if self._bar is not None:
+                    self._bar.close()
 
     def _train(self) -> dict:
         cfg, acc = self.config, self.accelerator
         self._maybe_resume()
         self.module.train()
-        bar = tqdm(
+        bar = self._bar = tqdm(
             total=self.total_steps, initial=self.state.step, desc=self.progress_desc,
             disable=not acc.is_local_main_process, dynamic_ncols=True,
         )
         started, samples = time.perf_counter(), 0
-        window_loss, window_n = 0.0, 0
         epoch = self.state.epoch
         while self.state.step < self.total_steps:
             batches = self._epoch_batches(epoch)
@@ -337,17 +360,17 @@ class TrainLoop:
                 self.state.step += 1
                 self.state.epoch = epoch
                 self.state.batch_in_epoch = (g_index + 1) * cfg.grad_accum
-                window_loss, window_n = window_loss + loss_value, window_n + 1
+                self.window.add(loss_value, parts)
                 rate = samples / max(time.perf_counter() - started, 1e-9)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{rate:.1f}")
                 if self.state.step % cfg.log_every == 0 or self.state.step == self.total_steps:
+                    mean_loss, mean_parts = self.window.row(acc)  # over the window and the processes
                     self._log({
-                        "step": self.state.step, "epoch": epoch, "loss": window_loss / window_n,
-                        "parts": parts, "lr": self.scheduler.get_last_lr()[0], "samples_per_s": rate,
+                        "step": self.state.step, "epoch": epoch, "loss": mean_loss,
+                        "parts": mean_parts, "lr": self.scheduler.get_last_lr()[0], "samples_per_s": rate,
                         **({"grad_norm": self.grad_norm} if self.grad_norm is not None else {}),
                     })
-                    window_loss, window_n = 0.0, 0
                 if cfg.eval_every and self.state.step % cfg.eval_every == 0:
                     self._evaluate()
                     if not cfg.save_every:

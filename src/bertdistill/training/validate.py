@@ -49,11 +49,11 @@ def check_train_config(cfg) -> None:
         raise ValueError(f"--mixed-precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}")
     if cfg.optimizer not in ("fused", "foreach", "loop"):
         raise ValueError(f"--optimizer must be fused, foreach or loop, got {cfg.optimizer!r}")
-    from .allocator import allocator_mode
-    from .dropout import dropout_mode
+    from .allocator import check_cpu_allocator
+    from .dropout import check_dropout_draws
 
-    allocator_mode()  # a wrong $BERTDISTILL_ALLOCATOR is named here, before data or models load
-    dropout_mode()  # and a wrong $BERTDISTILL_DROPOUT
+    check_dropout_draws(cfg.dropout_draws)
+    check_cpu_allocator(cfg.cpu_allocator)
     optional_positive_int(cfg.max_steps, "--max-steps")
     if cfg.max_steps is None:
         positive(cfg.epochs, "--epochs")
