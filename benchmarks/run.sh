@@ -23,6 +23,7 @@ sst2-export      ONNX Runtime fp32 / int8 exports of the SST-2 teacher and stude
 sst2-speed       batch-1 latency and batch-32 throughput of teacher and student in every format, and the report
 textbrewer       the same distillation job as TextBrewer, one SST-2 epoch end to end, one seed (SEED, TAG, EXTRA)
 tinybert         KD, PKD and TinyBERT 3-layer students and the layer-wise strategies, 4,000 SST-2 phrases, one seed
+tinybert-augment TinyBERT task distillation on CoLA with and without TinyBERT's augmented transfer set, 2 seeds
 tinybert-full    TinyBERT 4L/312 on all of SST-2, from a general TinyBERT student and from random weights
 bilstm           Tang's BiLSTM student on all of SST-2, with and without teacher and augmentation, one seed
 general          general distillation on WikiText-2, then SST-2 task distillation from it, copied layers, random
@@ -128,6 +129,10 @@ bench() {  # bench NAME: the benchmark's commands
       --only kd_3L pkd_3L tinybert_3L_two_stage tinybert_3L_all_at_once tinybert_3L_progressive $EXTRA
     run python benchmarks/tinybert_bench.py --seeds-table --out "$R/tinybert"
     machine "$R/tinybert/s$SEED.machine.json" ;;
+  tinybert-augment)
+    run python benchmarks/tinybert_augment.py --task cola --data "$D/glue/CoLA" --work "$B/tinybert-augment" \
+      --out "$R/tinybert-augment" --seeds ${SEEDS:-1 2} $EXTRA
+    machine "$R/tinybert-augment/summary.machine.json" ;;
   tinybert-full)
     [ -d "$B/tinybert-full/gd_tb4/student" ] || run env TEACHER="$(teacher)" ART="$B/tinybert-full" \
       bash benchmarks/tinybert_full.sh general
