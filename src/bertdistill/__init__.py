@@ -24,8 +24,8 @@ import types
 
 __version__ = "0.1.0"
 
-__all__ = ["TrainConfig", "demo", "distill", "embed", "evaluate", "finetune", "general_distill", "load_task",
-           "mlm_head", "predict"]
+__all__ = ["TrainConfig", "answer", "demo", "distill", "embed", "evaluate", "finetune", "general_distill",
+           "load_task", "mlm_head", "predict"]
 
 
 class _Package(types.ModuleType):

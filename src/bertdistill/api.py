@@ -18,6 +18,7 @@ from .metrics import format_metrics
 from .models.loading import check_length_fits, hub_options
 from .pipelines.distill import DistillConfig
 from .pipelines.finetune import FinetuneConfig, FinetuneRecipe
+from .pipelines.qa_finetune import QA_MAX_LENGTH, QaFinetuneRecipe
 from .training.engine import TrainConfig
 
 DATA_KEYS = ("text_column", "text_pair_column", "label_column", "task_kind", "labels", "delimiter",
@@ -50,7 +51,7 @@ def train_options(train: TrainConfig | dict | None) -> dict:
 
 
 def finetune(task: str | None = None, model: str = "minilm-l6", output: str = "runs/teacher",
-             data: str | None = None, *, train: TrainConfig | dict | None = None, max_length: int = 128,
+             data: str | None = None, *, train: TrainConfig | dict | None = None, max_length: int | None = None,
              max_train_examples: int | None = None, max_eval_examples: int | None = None,
              skip_bad_rows: bool = False, text_column: str | None = None, text_pair_column: str | None = None,
              label_column: str | None = None, task_kind: str | None = None, labels: list[str] | str | None = None,
@@ -64,6 +65,9 @@ def finetune(task: str | None = None, model: str = "minilm-l6", output: str = "r
     ``verdict``: the dev metric against the best constant answer). Unless ``train`` sets
     ``epochs`` or ``max_steps``, a small train split gets a smaller batch and more epochs
     (``bertdistill.pipelines.small_data``; said in one line, recorded as ``small_data``).
+    ``max_length`` defaults to 128 tokens, and to 384-token windows for question answering
+    (``task="squad"``), whose other window options go in ``qa_options``
+    (``{"doc_stride": 128, "max_question_length": 64, "n_best": 20, "max_answer_length": 30}``).
 
     Example::
 
@@ -73,6 +77,10 @@ def finetune(task: str | None = None, model: str = "minilm-l6", output: str = "r
         print(result["best_dir"], result["dev"]["accuracy"])
     """
     options["data_options"] = _data(locals_=locals(), base=data_options)
+    qa = _is_qa(task)
+    _check_qa_options(qa, options.get("qa_options"))
+    if max_length is None:
+        max_length = QA_MAX_LENGTH if qa else 128
     config = FinetuneConfig(task=task, model=model, output=output, data=data, max_length=max_length,
                             max_train_examples=max_train_examples, max_eval_examples=max_eval_examples,
                             skip_bad_rows=skip_bad_rows, **options)
@@ -80,7 +88,7 @@ def finetune(task: str | None = None, model: str = "minilm-l6", output: str = "r
     config.train_given = sorted(train_options(train))  # the rest may follow the data size (small data)
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
         config.max_length = check_length_fits(model, max_length)  # within the model's positions, before any work
-        return FinetuneRecipe(config).run()
+        return (QaFinetuneRecipe if qa else FinetuneRecipe)(config).run()
 
 
 def distill(teacher: str, task: str | None = None, output: str = "runs/student", data: str | None = None, *,
@@ -155,15 +163,18 @@ def distill(teacher: str, task: str | None = None, output: str = "runs/student",
 
 
 def evaluate(model: str, task: str | None = None, data: str | None = None, *, split: str = "dev",
-             output: str | None = None, batch_size: int = 64, max_length: int = 128, skip_bad_rows: bool = False,
+             output: str | None = None, batch_size: int = 64, max_length: int | None = None,
+             skip_bad_rows: bool = False,
              text_column: str | None = None, text_pair_column: str | None = None, label_column: str | None = None,
              task_kind: str | None = None, labels: list[str] | str | None = None, delimiter: str | None = None,
              validation_split: float = 0.1, revision: str | None = None, trust_remote_code: bool = False,
-             data_options: dict | None = None) -> dict:
+             data_options: dict | None = None, qa_options: dict | None = None) -> dict:
     """Evaluate a saved model on one split; prints the metrics table, writes JSON to ``output``.
 
     With csv/tsv/jsonl data the label names and kind default to those saved with the model,
     and a single file's ``dev`` split is the same seeded part that fine-tuning held out.
+    ``max_length`` defaults to 128, and to 384-token windows for question answering
+    (``task="squad"``: exact match and F1; window options in ``qa_options``).
 
     Example::
 
@@ -178,6 +189,17 @@ def evaluate(model: str, task: str | None = None, data: str | None = None, *, sp
 
     if output:
         check_writable_file(output)  # before the model runs, not after
+    if _is_qa(task):
+        from .data import get_task_spec
+        from .qa_prediction import evaluate_saved_qa
+
+        metrics = evaluate_saved_qa(model, task, data, split=split, batch_size=batch_size, max_length=max_length,
+                                    skip_bad_rows=skip_bad_rows, qa_options=qa_options, revision=revision,
+                                    trust_remote_code=trust_remote_code,
+                                    data_options=_data(locals_=locals(), base=data_options))
+        return _write_metrics(output, get_task_spec(task).name, split, model, metrics)
+    _check_qa_options(False, qa_options)
+    max_length = 128 if max_length is None else max_length
     opts = _with_model_labels(model, task, data, _data(locals_=locals(), base=data_options))
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
         max_length = check_length_fits(model, max_length)
@@ -197,11 +219,28 @@ def evaluate(model: str, task: str | None = None, data: str | None = None, *, sp
                                      max_length=max_length)
     name = task_data.task.name
     print(format_metrics(task_data.task, metrics, title=f"{name} {split} ({model})"))
+    return _write_metrics(output, name, split, model, metrics)
+
+
+def _write_metrics(output: str | None, task: str, split: str, model: str, metrics: dict) -> dict:
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(json.dumps({"task": name, "split": split, "model": model, "metrics": metrics},
+        Path(output).write_text(json.dumps({"task": task, "split": split, "model": model, "metrics": metrics},
                                            indent=2))
     return metrics
+
+
+def _is_qa(task: str | None) -> bool:
+    from .data.tasks import task_kind
+
+    return task_kind(task) == "qa"
+
+
+def _check_qa_options(qa: bool, given: dict | None) -> None:
+    """Window options are for question answering only (a ValueError naming the flags otherwise)."""
+    if given and not qa:
+        flags = ", ".join("--" + k.replace("_", "-") for k in sorted(given))
+        raise ValueError(f"{flags}: for question answering only (--task squad)")
 
 
 def embed(model: str = "minilm-l6", task: str | None = None, data: str | None = None, *, pooling: str = "cls",
@@ -248,13 +287,47 @@ def predict(model: str, texts: str | list[str], *, output: str | None = None, ba
         print(rows[0]["label"], rows[0]["score"])
     """
     from .prediction import predict_texts
+    from .qa_prediction import is_qa_model
     from .writable import check_writable_file
 
+    if is_qa_model(model):
+        raise ValueError(f"{model} answers questions: give it questions and contexts "
+                         "(`bertdistill predict --question Q --context C`, or bertdistill.answer)")
     if output:
         check_writable_file(output)  # before the model runs, not after
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
         rows = predict_texts(model, [texts] if isinstance(texts, str) else texts, batch_size=batch_size,
                              max_length=max_length)
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return rows
+
+
+def answer(model: str, questions: str | list[str], contexts: str | list[str], *, output: str | None = None,
+           batch_size: int = 32, max_length: int | None = None, qa_options: dict | None = None,
+           revision: str | None = None, trust_remote_code: bool = False) -> list[dict]:
+    """Extractive QA with a saved model: the answer span of each question in its context, one dict
+    each (``question``, ``answer``, ``start`` / ``end`` characters of the context, ``score``: the
+    span's start x end probability); ``output`` also writes them as JSONL. Long contexts are read
+    in 384-token windows (``max_length``; ``qa_options`` as for ``finetune``).
+
+    Example::
+
+        import bertdistill
+        rows = bertdistill.answer("runs/squad-teacher/best", "Who won?", "The Broncos won the game.")
+        print(rows[0]["answer"], rows[0]["score"])
+    """
+    from .qa_prediction import answer_questions
+    from .writable import check_writable_file
+
+    if output:
+        check_writable_file(output)  # before the model runs, not after
+    questions = [questions] if isinstance(questions, str) else list(questions)
+    contexts = [contexts] if isinstance(contexts, str) else list(contexts)
+    with hub_options(revision=revision, trust_remote_code=trust_remote_code):
+        rows = answer_questions(model, questions, contexts, batch_size=batch_size, max_length=max_length,
+                                qa_options=qa_options)
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
@@ -343,8 +416,9 @@ def general_distill(teacher: str, corpus: str, output: str = "runs/general", *, 
 
     ``teacher`` is a masked-LM checkpoint (folder, hub id; ``mlm_head`` makes one), ``corpus``
     a folder written by ``bertdistill corpus prepare`` with its tokenizer. Defaults for the
-    student, the loss terms and training come from the YAML ``recipe`` (``general_distilbert``
-    or ``general_tinybert``); ``train`` (a dict: only its keys override the recipe's training
+    student, the loss terms and training come from the YAML ``recipe`` (``general_distilbert``,
+    ``general_tinybert``, or ``general_minilm``: MiniLMv2 relations from any encoder, no
+    masked-LM head, a plain encoder student); ``train`` (a dict: only its keys override the recipe's training
     section; a TrainConfig: every field), ``temperature`` and ``weights`` override them.
     RoBERTa teachers need ``student_arch="same"``. Returns the results dict (``student_dir``,
     ``held_out`` scores of teacher and student when ``eval_corpus`` is given).

@@ -32,6 +32,7 @@ from .commands.options import (
     term_weights,
     train_overrides,
 )
+from .commands.qa_options import MAX_LENGTH_DEFAULT, add_qa_args, qa_overrides
 
 # former private names, kept for command modules written against them
 _data_args, _data_options, _train_args, _train_overrides = add_data_args, data_options, add_train_args, train_overrides
@@ -66,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-runs", type=positive_int, default=100, help="batch-1 forwards timed per model")
 
     p = sub.add_parser("finetune", help="fine-tune a teacher on a task or your own data")
-    add_data_args(p)
+    add_data_args(p, max_length=None, max_length_default=MAX_LENGTH_DEFAULT)
+    add_qa_args(p)
     p.add_argument("--model", default="minilm-l6",
                    help="base model: local folder, hub id ([org/]name) or alias (minilm-l6)")
     p.add_argument("--output", type=output_dir, required=True, help="run folder; the best model goes to OUTPUT/best")
@@ -115,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_args(p, defaults=False)
 
     p = sub.add_parser("evaluate", help="evaluate a saved model on a split")
-    add_data_args(p)
+    add_data_args(p, max_length=None, max_length_default=MAX_LENGTH_DEFAULT)
+    add_qa_args(p)
     p.add_argument("--model", required=True, help="a saved model folder (or hub id)")
     p.add_argument("--split", default="dev", help="split to score: train, dev or test")
     p.add_argument("--output", type=output_file, default=None, help="write the metrics JSON to this file")
@@ -130,13 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=output_file, default=None, help="write the result JSON to this file")
     add_model_args(p)
 
-    p = sub.add_parser("predict", help="predict labels / scores / entities for texts with a saved model")
+    p = sub.add_parser("predict", help="predict labels / scores / entities for texts, or answers to questions, "
+                                       "with a saved model")
     p.add_argument("--model", required=True, help="a saved model folder (e.g. runs/student/student)")
     p.add_argument("--text", action="append", default=[], help="a text to predict (repeatable)")
-    p.add_argument("--input", default=None, help="a file of texts: one per line, or .jsonl with a \"text\" field")
+    p.add_argument("--question", default=None, help="question answering: a question about --context")
+    p.add_argument("--context", default=None, help="question answering: the text that holds the answer")
+    p.add_argument("--input", default=None, help="a file of texts: one per line, or .jsonl with a \"text\" field "
+                                                 "(a QA model: .jsonl with \"question\" and \"context\")")
     p.add_argument("--output", type=output_file, default=None, help="write JSONL here (default: print it)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward")
-    p.add_argument("--max-length", type=positive_int, default=128, help="tokens per text after truncation")
+    p.add_argument("--max-length", type=positive_int, default=None,
+                   help=f"tokens per text after truncation (default: {MAX_LENGTH_DEFAULT})")
+    add_qa_args(p)
     add_model_args(p)
 
     sub.add_parser("tasks", help="list the known tasks")
@@ -169,7 +178,8 @@ def run(args: argparse.Namespace) -> object:
         return api.finetune(args.task, args.model, args.output, args.data, train=train_overrides(args),
                             max_length=args.max_length, skip_bad_rows=args.skip_bad_rows,
                             max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
-                            head=args.head, **data_options(args), **model_options(args))
+                            head=args.head, qa_options=qa_overrides(args), **data_options(args),
+                            **model_options(args))
     if args.command == "distill":
         return api.distill(args.teacher, args.task, args.output, args.data, recipe=args.recipe,
                            student_arch=args.student_arch, student_layers=student_layers(args.student_layers),
@@ -184,7 +194,7 @@ def run(args: argparse.Namespace) -> object:
     if args.command == "evaluate":
         return api.evaluate(args.model, args.task, args.data, split=args.split, output=args.output,
                             batch_size=args.batch_size, max_length=args.max_length, skip_bad_rows=args.skip_bad_rows,
-                            **data_options(args), **model_options(args))
+                            qa_options=qa_overrides(args), **data_options(args), **model_options(args))
     if args.command == "embed":
         result = api.embed(args.model, args.task, args.data, pooling=args.pooling, output=args.output,
                            max_train=args.max_train_examples, max_length=args.max_length,
@@ -215,18 +225,40 @@ def _listing(command: str) -> None:
 
 def _predict(api, args: argparse.Namespace) -> list[dict]:
     from .prediction import read_texts
+    from .qa_prediction import is_qa_model
 
-    if bool(args.text) == bool(args.input):
-        raise ValueError("predict needs either --text (repeatable) or --input FILE")
-    texts = args.text or read_texts(args.input)
-    rows = api.predict(args.model, texts, output=args.output, batch_size=args.batch_size,
-                       max_length=args.max_length, **model_options(args))
+    if args.question is not None or args.context is not None or is_qa_model(args.model):
+        rows = _answer(api, args)
+    else:
+        if bool(args.text) == bool(args.input):
+            raise ValueError("predict needs either --text (repeatable) or --input FILE")
+        if qa_overrides(args):
+            raise ValueError(f"{', '.join('--' + k.replace('_', '-') for k in qa_overrides(args))}: for question "
+                             "answering only (--question / --context)")
+        texts = args.text or read_texts(args.input)
+        rows = api.predict(args.model, texts, output=args.output, batch_size=args.batch_size,
+                           max_length=args.max_length or 128, **model_options(args))
     if args.output:
         print(f"{len(rows)} predictions written to {args.output}")
     else:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
     return rows
+
+
+def _answer(api, args: argparse.Namespace) -> list[dict]:
+    """``predict`` for a QA model: ``--question`` with ``--context``, or ``--input`` JSONL rows."""
+    from .qa_prediction import read_questions
+
+    if args.text:
+        raise ValueError("--text is for classification and tagging models; a QA model takes --question and --context")
+    if args.input and (args.question is not None or args.context is not None):
+        raise ValueError("give either --question and --context, or --input FILE.jsonl, not both")
+    if not args.input and (args.question is None or args.context is None):
+        raise ValueError("--question and --context go together: the answer is a span of the context")
+    questions, contexts = read_questions(args.input) if args.input else ([args.question], [args.context])
+    return api.answer(args.model, questions, contexts, output=args.output, batch_size=args.batch_size,
+                      max_length=args.max_length, qa_options=qa_overrides(args), **model_options(args))
 
 
 def one_line(exc: BaseException) -> str:

@@ -70,10 +70,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     p.set_defaults(handler=_mlm_head)
 
-    p = sub.add_parser("general-distill", help="general (pre-training) distillation of a masked-LM teacher on a corpus")
-    p.add_argument("--teacher", required=True, help="masked-LM teacher: folder, hub id (see `bertdistill mlm-head`)")
+    p = sub.add_parser("general-distill", help="general (pre-training) distillation of a teacher on a corpus")
+    p.add_argument("--teacher", required=True,
+                   help="folder, hub id or alias; a masked-LM for recipes comparing logits (see `bertdistill mlm-head`), "
+                        "any encoder for general_minilm")
     p.add_argument("--output", required=True, type=output_dir, help="run folder; the student is saved to OUTPUT/student")
-    p.add_argument("--recipe", default="general_distilbert", help="general_distilbert, general_tinybert or a YAML path")
+    p.add_argument("--recipe", default="general_distilbert",
+                   help="general_distilbert, general_tinybert, general_minilm or a YAML path")
     p.add_argument("--tokenizer", default=None, help="default: the teacher's")
     p.add_argument("--student-arch", choices=["same", "distilbert"], default=None,
                    help="DistilBertForMaskedLM (default) or the teacher's own class")

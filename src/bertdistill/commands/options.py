@@ -103,9 +103,11 @@ def comma_list(text: str) -> list[str]:
 
 # ---- groups ------------------------------------------------------------------------------------
 
-def add_data_args(p: argparse.ArgumentParser, *, max_length: int | None = 128, with_max_length: bool = True) -> None:
+def add_data_args(p: argparse.ArgumentParser, *, max_length: int | None = 128, with_max_length: bool = True,
+                  max_length_default: str = "the recipe's") -> None:
     """The data flags every data-reading command takes (``with_max_length=False``: a command that
-    does not tokenise, such as ``augment``, leaves ``--max-length`` out)."""
+    does not tokenise, such as ``augment``, leaves ``--max-length`` out; ``max_length_default``:
+    what the help says the default is when ``max_length`` is None)."""
     g = p.add_argument_group("data (your own: --data FILE.csv|.tsv|.jsonl or a folder of train/dev/test files)")
     g.add_argument("--task", default=None,
                    help="task name (see `bertdistill tasks`); default: csv/tsv/jsonl from --data's extension, "
@@ -130,7 +132,7 @@ def add_data_args(p: argparse.ArgumentParser, *, max_length: int | None = 128, w
     if not with_max_length:
         return
     g.add_argument("--max-length", type=positive_int, default=max_length,
-                   help="tokens per example after truncation" + ("" if max_length else " (default: the recipe's)"))
+                   help="tokens per example after truncation" + ("" if max_length else f" (default: {max_length_default})"))
 
 
 def data_options(a: argparse.Namespace) -> dict:

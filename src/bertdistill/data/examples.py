@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-KINDS = ("classification", "regression", "token_classification")
+KINDS = ("classification", "regression", "token_classification", "qa")
+# kinds without a label set: regression (one score), extractive QA (a span of the context)
+UNLABELLED_KINDS = ("regression", "qa")
 
 
 class MissingSplitError(KeyError, ValueError):
@@ -27,7 +29,7 @@ class TaskSpec:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"task {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
-        if self.kind != "regression" and not self.labels:
+        if self.kind not in UNLABELLED_KINDS and not self.labels:
             raise ValueError(f"task {self.name!r}: a {self.kind} task needs a label set")
 
     @property
@@ -36,21 +38,40 @@ class TaskSpec:
 
     @property
     def num_labels(self) -> int:
-        return 1 if self.kind == "regression" else len(self.labels or [])
+        """Outputs per position of the task head: 1 score, 2 for QA (start and end), or one per label."""
+        return {"regression": 1, "qa": 2}.get(self.kind, len(self.labels or []))
 
     @property
     def id2label(self) -> dict[int, str]:
         return {i: name for i, name in enumerate(self.labels or ["score"])}
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A gold answer of extractive QA: its text and the character where it starts in the context."""
+
+    text: str
+    start: int
+
+    @property
+    def end(self) -> int:
+        """The character just after the answer."""
+        return self.start + len(self.text)
+
+
 @dataclass
 class Example:
-    """One input: a sentence (or a list of words for token classification), maybe a pair."""
+    """One input: a sentence (or a list of words for token classification), maybe a pair.
+
+    Extractive QA: ``text`` is the question, ``text_pair`` the context, ``label`` the list of
+    gold ``Answer``s and ``id`` the question id the metric keys on.
+    """
 
     text: str | list[str]
     text_pair: str | None = None
-    label: int | float | list[int] | None = None
+    label: int | float | list[int] | list[Answer] | None = None
     source: str = ""
+    id: str = ""
 
 
 @dataclass

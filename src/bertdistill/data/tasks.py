@@ -18,6 +18,7 @@ from .examples import TaskData, TaskSpec
 from .glue import read_glue
 from .hub import read_hub
 from .rotten_tomatoes import read_rotten_tomatoes
+from .squad import read_squad, read_squad_hub
 from .tabular import BadRows, load_generic
 
 log = logging.getLogger("bertdistill.data")
@@ -68,6 +69,8 @@ TASKS: dict[str, Task] = {
     "rotten_tomatoes": Task(
         TaskSpec("rotten_tomatoes", CLS, ["rotten", "fresh"], ("accuracy",)), read_rotten_tomatoes
     ),
+    # extractive QA: SQuAD v1.1 JSON (train = the train subset, dev = the official dev set), JSONL, hub:squad
+    "squad": Task(TaskSpec("squad", "qa", None, ("exact_match", "f1"), pair=True), read_squad, "squad"),
     **{fmt: Task(None, None) for fmt in GENERIC},
 }
 ALIASES = {
@@ -75,6 +78,8 @@ ALIASES = {
     "sts-b": "stsb",
     "conll": "conll2003",
     "rotten-tomatoes": "rotten_tomatoes",
+    "squad1.1": "squad",
+    "squad-v1.1": "squad",
 }
 
 
@@ -96,6 +101,15 @@ def get_task_spec(name: str) -> TaskSpec:
     if task.spec is None:
         raise ValueError(f"{key!r} is a generic format: its spec comes from the data (load_task)")
     return copy.deepcopy(task.spec)
+
+
+def task_kind(name: str | None) -> str | None:
+    """The kind of a registered task (``qa`` for ``squad``); None for generic formats, None and unknown names."""
+    try:
+        spec = TASKS[ALIASES.get(name.strip().lower(), name.strip().lower())].spec if name else None
+    except KeyError:
+        return None
+    return spec.kind if spec is not None else None
 
 
 def infer_task(data: str | os.PathLike) -> str:
@@ -188,7 +202,7 @@ def load_task(
         _reject(key, {**generic, **({} if is_hub else columns)})
         spec = copy.deepcopy(task.spec)
         if is_hub:
-            found = read_hub(spec, data, bad, read, **columns)
+            found = (read_squad_hub if spec.kind == "qa" else read_hub)(spec, data, bad, read, **columns)
         else:
             found = task.reader(spec, _data_path(key, task, data), bad, read)
     if "dev" not in found and "train" in found and validation_split:

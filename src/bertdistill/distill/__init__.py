@@ -1,7 +1,8 @@
 """The distiller, in four separate parts (after mmrazor).
 
 * :mod:`~bertdistill.distill.features` — recorders: which outputs a model must produce and
-  reading feature keys (``logits``, ``hidden:i``, ``attention:i``, ``cls:i``, ``embeddings``);
+  reading feature keys (``logits``, ``hidden:i``, ``attention:i``, ``cls:i``, ``embeddings``,
+  ``qkv:i``: Q/K/V projections recorded by :mod:`~bertdistill.distill.qkv`);
 * :mod:`~bertdistill.distill.connectors` — learned projections between widths;
 * :mod:`~bertdistill.distill.losses` — comparison functions in the ``LOSSES`` registry;
 * :mod:`~bertdistill.distill.terms` — a distillation as data (``Term``, layer specs);

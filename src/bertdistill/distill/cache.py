@@ -58,7 +58,8 @@ def default_cache_dir() -> Path:
 def per_token(key: str, example_ndim: int) -> bool:
     """Whether ``key``'s feature has one row per token (hidden states, token-level logits), given
     the number of dimensions of one example's value."""
-    return key.startswith("hidden") or key == "embeddings" or (key == "logits" and example_ndim == 2)
+    return (key.startswith(("hidden", "qkv")) or key == "embeddings"
+            or (key == "logits" and example_ndim == 2))
 
 
 def _pad(key: str, pieces: list[torch.Tensor], length: int) -> torch.Tensor:
@@ -246,6 +247,8 @@ class TeacherCache:
                     total += heads * n * n
                 elif key.startswith("hidden") or key == "embeddings":
                     total += n * hidden
+                elif key.startswith("qkv"):
+                    total += 3 * n * hidden
                 elif key.startswith("cls"):
                     total += hidden
                 else:

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from bertdistill.distill.connectors import build_connectors, connector_key, resolve_projection
-from bertdistill.distill.features import ATTENTION_TYPES, FeatureNeeds, extract, needs
+from bertdistill.distill.features import ATTENTION_TYPES, LAYER_TYPES, FeatureNeeds, extract, needs
 from bertdistill.distill.losses import LOSSES, DistillLoss, build_loss
 from bertdistill.distill.terms import (Term, check_term, describe, name_terms, pair_label,
                                        resolve_term, term_keys, term_pairs)
@@ -108,10 +108,10 @@ class Distiller(nn.Module):
                 and self.teacher_labels is not None and self.student_labels != self.teacher_labels):
             raise ValueError(f"{who}: the student has {self.student_labels} labels but the "
                              f"teacher has {self.teacher_labels}")
-        if term.student in ("hidden", "cls", *ATTENTION_TYPES):
-            offset = 1 if term.student in ATTENTION_TYPES else 0
+        if term.student in ("hidden", "cls", *LAYER_TYPES):
+            offset = 1 if term.student in LAYER_TYPES else 0
             s_max, t_max = self.student_layers - offset, self.teacher_layers - offset
-            note = "" if term.student in ATTENTION_TYPES else " (0 = embedding output)"
+            note = "" if term.student in LAYER_TYPES else " (0 = embedding output)"
             for s, t in term.layers:
                 if not (0 <= s <= s_max and 0 <= t <= t_max):
                     raise ValueError(
@@ -132,6 +132,9 @@ class Distiller(nn.Module):
         if term.loss == "hard" and "regression" not in params:
             params["regression"] = self.task_kind == "regression"
         try:
+            params = LOSSES[term.loss].model_params(
+                params, student_width=self.student_width, teacher_width=self.teacher_width,
+                student_heads=self.student_heads, teacher_heads=self.teacher_heads)
             return build_loss(term.loss, term.temperature, **params)
         except (TypeError, ValueError) as err:
             raise ValueError(f"{describe(term)}: {err}") from None

@@ -13,6 +13,10 @@ A feature is named by a string key:
                           added: padded positions are left to the loss to exclude)
 ``"cls:i"``               ``hidden_states[i][:, 0]`` [B, D] (hidden index space)
 ``"embeddings"``          the embedding output, the same tensor as ``"hidden:0"``
+``"qkv:i"``               layer i's query, key and value projections, heads concatenated,
+                          as one tensor [B, L, 3·D] = [Q | K | V] (attention index space);
+                          recorded by forward hooks on the projections
+                          (:mod:`bertdistill.distill.qkv`), only for the layers asked for
 ========================  ===============================================================
 
 BERT and DistilBERT outputs have the same layout (``hidden_states`` has L+1 entries,
@@ -48,9 +52,11 @@ from torch import Tensor, nn
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-FEATURE_TYPES = ("logits", "hidden", "attention", "attention_scores", "cls", "embeddings")
-INDEXED_TYPES = ("hidden", "attention", "attention_scores", "cls")
+FEATURE_TYPES = ("logits", "hidden", "attention", "attention_scores", "cls", "embeddings", "qkv")
+INDEXED_TYPES = ("hidden", "attention", "attention_scores", "cls", "qkv")
 ATTENTION_TYPES = ("attention", "attention_scores")
+#: features indexed by transformer layer, 0 = the first (the others: 0 = the embedding output)
+LAYER_TYPES = (*ATTENTION_TYPES, "qkv")
 RECORDED_ATTENTION = "bertdistill_recorded"
 
 
@@ -60,10 +66,12 @@ class FeatureNeeds:
 
     hidden_states: bool = False
     attentions: bool = False
+    qkv_layers: frozenset[int] = frozenset()  # layers whose Q/K/V projections are recorded
 
     def __or__(self, other: "FeatureNeeds") -> "FeatureNeeds":
         return FeatureNeeds(self.hidden_states or other.hidden_states,
-                            self.attentions or other.attentions)
+                            self.attentions or other.attentions,
+                            self.qkv_layers | other.qkv_layers)
 
     def forward_kwargs(self) -> dict[str, bool]:
         """Keyword arguments for the model's forward call."""
@@ -180,11 +188,16 @@ def record_attention(model: nn.Module) -> AttentionRecorder:
 
 def prepare_model(model: nn.Module, want: FeatureNeeds) -> nn.Module:
     """Set up ``model`` for the features it must give: the attention recorder when attention
-    maps or scores are compared, else sdpa attention (the fastest, and no maps are needed)."""
+    maps or scores are compared, else sdpa attention (the fastest, and no maps are needed);
+    the Q/K/V recorder on the layers whose projections are compared."""
     if want.attentions:
         record_attention(model)
     else:
         model.set_attn_implementation("sdpa")
+    if want.qkv_layers:
+        from bertdistill.distill.qkv import record_qkv  # qkv imports this module
+
+        record_qkv(model, want.qkv_layers)
     return model
 
 
@@ -210,7 +223,7 @@ def parse_key(key: str) -> tuple[str, int | None]:
         if kind in ("logits", "embeddings"):
             return kind, None
         raise ValueError(f"unknown feature key {key!r}: expected logits, embeddings, "
-                         "hidden:<i>, attention:<i>, attention_scores:<i> or cls:<i>")
+                         "hidden:<i>, attention:<i>, attention_scores:<i>, cls:<i> or qkv:<i>")
     if kind not in INDEXED_TYPES:
         raise ValueError(f"unknown feature key {key!r}: only {', '.join(INDEXED_TYPES)} take an index")
     if not index.isdigit():
@@ -219,13 +232,17 @@ def parse_key(key: str) -> tuple[str, int | None]:
 
 
 def needs(keys: Iterable[str]) -> FeatureNeeds:
-    """Which optional outputs (hidden states, attentions) the features ``keys`` require."""
+    """Which optional outputs (hidden states, attentions, Q/K/V projections of which layers)
+    the features ``keys`` require."""
     hidden = attentions = False
+    qkv: set[int] = set()
     for key in keys:
-        kind, _ = parse_key(key)
+        kind, index = parse_key(key)
         hidden = hidden or kind in ("hidden", "cls", "embeddings")
         attentions = attentions or kind in ATTENTION_TYPES
-    return FeatureNeeds(hidden_states=hidden, attentions=attentions)
+        if kind == "qkv":
+            qkv.add(int(index))
+    return FeatureNeeds(hidden_states=hidden, attentions=attentions, qkv_layers=frozenset(qkv))
 
 
 def _field(output: Any, name: str) -> Any:
@@ -270,6 +287,10 @@ def extract(output: Any, keys: Iterable[str]) -> dict[str, Tensor]:
             raise ValueError(f"feature {key!r}: the model output has no attention scores; attach "
                              "the recorder with bertdistill.distill.features.record_attention(model) "
                              "and call the model with output_attentions=True")
+        if kind == "qkv":
+            raise ValueError(f"feature {key!r}: the model output has no Q/K/V projections of layer "
+                             f"{index}; attach the recorder with bertdistill.distill.qkv.record_qkv(model, "
+                             f"[{index}]) before the forward call")
         if kind == "embeddings":
             kind, index = "hidden", 0
         source = "attentions" if kind == "attention" else "hidden_states"

@@ -18,7 +18,9 @@ declares what the distiller needs to know to validate a term before training:
 ``features`` (allowed feature types, the first is the default), ``needs_teacher``,
 ``uses_temperature``, ``soft_targets`` (compares class distributions, so meaningless for
 regression), ``projectable`` (a learned projection may map the student feature to the
-teacher's width) and ``params`` (the keyword parameters a term may set). An instance's
+teacher's width) and ``params`` (the keyword parameters a term may set); its classmethod
+``model_params`` completes and checks a term's params against the two models (``minilm``
+takes its relation head count from the teacher there). An instance's
 ``pair_reduction`` says how the distiller combines the values of a term's layer pairs:
 ``"sum"`` (the default) or ``"mean"``.
 """
@@ -30,6 +32,8 @@ from typing import Callable, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from bertdistill.distill.relations import RELATIONS, minilm_loss
 
 IGNORE_INDEX = -100
 
@@ -344,6 +348,14 @@ class DistillLoss(nn.Module):
                 labels: Tensor | None = None) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @classmethod
+    def model_params(cls, params: dict, *, student_width: int, teacher_width: int, student_heads: int,
+                     teacher_heads: int) -> dict:
+        """A term's ``params`` completed and checked against the two models' widths and head
+        counts (the distiller calls this before building the loss); ValueError when they cannot
+        serve. The default takes the params as they are."""
+        return params
+
     def extra_repr(self) -> str:
         shown = {k: getattr(self, k) for k in ("temperature", *self.params) if hasattr(self, k)}
         return ", ".join(f"{k}={v!r}" for k, v in shown.items())
@@ -512,6 +524,77 @@ class EmbeddingMSELoss(DistillLoss):
 
     def forward(self, student, teacher, mask=None, labels=None):
         return hidden_mse(student, teacher, mask)
+
+
+@register_loss("minilm")
+class MiniLMLoss(DistillLoss):
+    """MiniLM / MiniLMv2 self-attention relation distillation on one layer pair's ``qkv``
+    features (query, key and value projections, heads concatenated; see
+    :mod:`bertdistill.distill.relations`).
+
+    ``variant: v2`` (default, Wang et al. 2021): the query-query, key-key and value-value
+    relations with ``relation_heads`` heads on both sides (default: the teacher's attention
+    head count; it must divide both widths, so teacher and student head counts may differ).
+    ``variant: v1`` (Wang et al. 2020): the attention distributions (``qk``) and the
+    value-value relation, over the models' own attention heads (equal on both sides).
+    ``relations`` weighs each relation (``{qq: 1, kk: 1, vv: 1}`` / ``{qk: 1, vv: 1}`` by
+    default; a relation left out or at 0 is not computed).
+    """
+
+    features = ("qkv",)
+    params = ("variant", "relation_heads", "relations")
+    VARIANTS = {"v2": {"qq": 1.0, "kk": 1.0, "vv": 1.0}, "v1": {"qk": 1.0, "vv": 1.0}}
+
+    def __init__(self, variant: str = "v2", relation_heads: int | None = None,
+                 relations: dict | None = None) -> None:
+        super().__init__()
+        if variant not in self.VARIANTS:
+            raise ValueError(f"minilm: variant must be 'v2' or 'v1', got {variant!r}")
+        if relation_heads is not None and (isinstance(relation_heads, bool) or not isinstance(relation_heads, int)
+                                           or relation_heads < 1):
+            raise ValueError(f"minilm: relation_heads must be an integer >= 1, got {relation_heads!r}")
+        if relations is None:
+            relations = self.VARIANTS[variant]
+        if not isinstance(relations, dict) or not relations:
+            raise ValueError(f"minilm: relations must be a mapping of {', '.join(RELATIONS)} to weights, "
+                             f"got {relations!r}")
+        for name, weight in relations.items():
+            if name not in RELATIONS:
+                raise ValueError(f"minilm: unknown relation {name!r}; known: {', '.join(RELATIONS)}")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+                raise ValueError(f"minilm: the weight of relation {name} must be a number >= 0, got {weight!r}")
+        if not any(relations.values()):
+            raise ValueError("minilm: every relation has weight 0")
+        self.variant = variant
+        self.relation_heads = relation_heads
+        self.relations = {k: float(v) for k, v in relations.items()}
+
+    @classmethod
+    def model_params(cls, params, *, student_width, teacher_width, student_heads, teacher_heads):
+        params = dict(params)
+        heads = params.get("relation_heads")
+        if params.get("variant", "v2") == "v1":
+            if student_heads != teacher_heads:
+                raise ValueError(f"minilm v1 compares the models' own attention heads, but the student has "
+                                 f"{student_heads} and the teacher {teacher_heads}; use variant v2 (relation heads)")
+            if heads is not None and heads != teacher_heads:
+                raise ValueError(f"minilm v1: relation_heads {heads} is not the models' attention head count "
+                                 f"{teacher_heads}; leave it out or use variant v2")
+            params["relation_heads"] = teacher_heads
+            return params
+        heads = teacher_heads if heads is None else heads
+        for side, width in (("student", student_width), ("teacher", teacher_width)):
+            if isinstance(heads, int) and heads >= 1 and width % heads:
+                raise ValueError(f"minilm: {heads} relation heads do not divide the {side} width {width}; "
+                                 "set params: {relation_heads: N} to a divisor of both widths")
+        params["relation_heads"] = heads
+        return params
+
+    def forward(self, student, teacher, mask=None, labels=None):
+        if self.relation_heads is None:
+            raise ValueError("minilm: relation_heads is not set (the distiller sets it from the models)")
+        return minilm_loss(student, teacher, mask, relations=self.relations,
+                           student_heads=self.relation_heads, teacher_heads=self.relation_heads)
 
 
 def build_loss(name: str, temperature: float = 1.0, **params) -> DistillLoss:

@@ -16,7 +16,7 @@ Schema (every top-level key but ``terms`` is optional)::
         weight: 0.5                 # default 1.0; 0 switches a term off
         temperature: 2.0            # kd_kl, soft_ce, token_kd only; default training.temperature or 1
       - loss: hidden_mse
-        student: hidden             # logits | hidden | attention | cls | embeddings
+        student: hidden             # logits | hidden | attention | cls | embeddings | qkv
         teacher: hidden             # (default: the loss's own feature type)
         layers: copied              # a spec (last, copied, uniform, skip, last_k,
                                     # all_plus_embeddings) or [[1, 2], [2, 4]]

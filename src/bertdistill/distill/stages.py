@@ -37,7 +37,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from bertdistill.distill.features import ATTENTION_TYPES
+from bertdistill.distill.features import LAYER_TYPES
 from bertdistill.distill.terms import Term, resolve_layers
 
 STRATEGIES = ("all_at_once", "intermediate_then_prediction", "progressive")
@@ -167,7 +167,7 @@ def strategy_stages(strategy: str, terms: list[Term], num_student_layers: int | 
 
 def pair_student_layer(term: Term, pair: tuple[int, int]) -> int:
     """The student layer (1..M) a resolved pair trains; embedding pairs count as layer 1."""
-    if term.student in ATTENTION_TYPES:
+    if term.student in LAYER_TYPES:
         return pair[0] + 1
     return max(1, pair[0])
 

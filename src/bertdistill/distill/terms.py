@@ -1,12 +1,12 @@
 """A distillation described as data: a list of :class:`Term`.
 
 A term says *what* to compare (a loss from ``LOSSES``), *which* features of the student and
-the teacher (``logits``, ``hidden``, ``attention``, ``cls``, ``embeddings``), at *which*
+the teacher (``logits``, ``hidden``, ``attention``, ``cls``, ``embeddings``, ``qkv``), at *which*
 layers, with what weight. Layer pairs ``(student_index, teacher_index)`` are given in the
 index space of the feature type:
 
 * ``hidden`` and ``cls``: 0 is the embedding output, 1..L the layers' outputs;
-* ``attention`` and ``attention_scores``: 0 is the first layer, L-1 the last.
+* ``attention``, ``attention_scores`` and ``qkv``: 0 is the first layer, L-1 the last.
 
 ``layers`` may also be a spec string, resolved by :func:`resolve_layers` once the layer
 counts are known. Specs are defined on transformer layers numbered 1..L and then converted
@@ -28,7 +28,9 @@ to the feature's index space (hidden index = layer number, attention index = lay
 In BERT-PKD the student's final layer is left out on purpose: it is taught by KD on the
 logits. An explicit list of pairs is taken as is, in the feature's index space (so
 ``[[1, 3], [2, 6]]`` on ``hidden`` is layers 1→3, 2→6, and on ``attention`` it is layers
-2→4, 3→7 counted from 1); the distiller refuses pairs outside the models' layers.
+2→4, 3→7 counted from 1); a negative index counts from the end of that index space, as in
+Python (``[[-1, -1]]`` is the last layers, ``[[-1, 17]]`` the student's last and the
+teacher's 18th counted from 1); the distiller refuses pairs outside the models' layers.
 
 ``projection`` (hidden-width features only): ``false``; ``true`` or ``per_layer`` (one
 learned W per layer pair); ``shared`` (ONE W_h for every pair of the term, as in TinyBERT);
@@ -41,7 +43,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from bertdistill.distill.features import ATTENTION_TYPES, FEATURE_TYPES, INDEXED_TYPES, feature_key
+from bertdistill.distill.features import FEATURE_TYPES, INDEXED_TYPES, LAYER_TYPES, feature_key
 from bertdistill.distill.losses import LOSSES, build_loss
 
 LAYER_SPECS = ("last", "copied", "uniform", "top", "bottom", "skip", "last_k",
@@ -58,7 +60,8 @@ class Term:
     ``student`` / ``teacher`` default to ``"logits"``; for a loss that cannot compare logits
     (e.g. ``hidden_mse``) a left-default feature becomes the loss's own default feature
     (``hidden`` for hidden_mse/cosine, ``cls`` for pkd_cls, ``attention_scores`` for
-    attention_mse, ``attention`` for attention_kl, ``embeddings`` for embedding_mse). ``layers=None`` on a layered feature means
+    attention_mse, ``attention`` for attention_kl, ``embeddings`` for embedding_mse, ``qkv``
+    for minilm). ``layers=None`` on a layered feature means
     ``"last"``. ``temperature`` only applies to kd_kl, soft_ce and token_kd. ``params`` are
     the loss's extra keyword parameters (``positions`` for token_kd, ``head_reduce`` for the
     attention losses). An empty ``name`` is filled in by :func:`name_terms`.
@@ -191,15 +194,18 @@ def resolve_layers(spec: str | list | None, student_layers: int, teacher_layers:
     ``kept`` are the 0-based teacher layer indices the student builder copied (student layer
     j, 1-based, was copied from teacher layer ``kept[j-1]``), needed by ``"copied"``. The
     result is in the index space of ``feature`` (see the module docstring); an explicit list
-    is returned unchanged (as tuples). ``None`` means ``"last"``.
+    is returned as tuples, negative indices counted from the end of the index space.
+    ``None`` means ``"last"``.
     """
     if feature not in INDEXED_TYPES:
         raise ValueError(f"feature {feature!r} has no layers")
     if spec is None:
         spec = "last"
-    if not isinstance(spec, str):
-        return [(int(s), int(t)) for s, t in spec]
     m, n = int(student_layers), int(teacher_layers)
+    if not isinstance(spec, str):
+        extra = 0 if feature in LAYER_TYPES else 1  # hidden/cls: index 0 is the embedding output
+        return [(int(s) + (m + extra if int(s) < 0 else 0), int(t) + (n + extra if int(t) < 0 else 0))
+                for s, t in spec]
     if m < 1 or n < 1:
         raise ValueError(f"layer counts must be >= 1, got student {m}, teacher {n}")
     if spec in ("uniform", "top", "bottom", "skip", "last_k", "all_plus_embeddings") and n < m:
@@ -234,10 +240,10 @@ def resolve_layers(spec: str | list | None, student_layers: int, teacher_layers:
             pairs = [(j, n - m + j) for j in range(1, m)]
     else:
         raise ValueError(f"unknown layers spec {spec!r}; known: {', '.join(LAYER_SPECS)}")
-    if feature in ATTENTION_TYPES:
+    if feature in LAYER_TYPES:
         if spec == "all_plus_embeddings":
             raise ValueError("layers 'all_plus_embeddings' is for hidden/cls features; "
-                             "attention has no embedding entry")
+                             f"{feature} has no embedding entry")
         return [(s - 1, t - 1) for s, t in pairs]
     if spec == "all_plus_embeddings":
         pairs = [(0, 0)] + pairs

@@ -25,7 +25,7 @@ from ..data.errors import DataError
 from ..data.examples import Example
 from ..data.tasks import GENERIC, infer_task
 from ..evaluation import evaluate_features
-from ..models.loading import LABELS_FILE, load_tokenizer, replace_dir, resolve_model, size_on_disk, task_from_labels
+from ..models.loading import LABELS_FILE, load_labels, load_tokenizer, replace_dir, resolve_model, size_on_disk, task_from_labels
 from ..partials import partial_path, remove_stale_partials
 from ..runlock import lock_file
 from .families import family_of
@@ -98,6 +98,9 @@ def validate_export(model_dir: str, fmt: str, output: str | os.PathLike | None, 
             f"{model_dir} has no {LABELS_FILE}: export needs a task model saved by `bertdistill finetune` "
             "or `bertdistill distill`"
         )
+    if load_labels(source).get("kind") == "qa":
+        raise ValueError(f"{model_dir} is a question-answering model: there is no ONNX export for "
+                         "question answering yet; it runs in PyTorch (`bertdistill predict --question Q --context C`)")
     family = family_of(source)
     if not family.onnx:
         raise ValueError(f"{model_dir}: this model family cannot be exported to --format {fmt}")

@@ -9,6 +9,8 @@
   ``entity_recall``, ``token_accuracy``, the entity counts ``entity_support``,
   ``entity_predicted``, ``entity_correct``, and ``per_entity``
   ({TYPE: {precision, recall, f1, support}}).
+* qa (one predicted answer string per question; its gold answer strings): the official
+  SQuAD v1.1 ``exact_match`` and ``f1`` (fractions, ``metrics.squad``) and ``questions``.
 
 A metric name in ``task.metrics`` may also be an alias (``acc``, ``mcc``, ``pearsonr``,
 NER ``f1`` / ``precision`` / ``recall`` / ``accuracy``); the alias then appears as a key too.
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from ..data.examples import TaskSpec
 from .classification import classification_metrics, regression_metrics
 from .ner import ner_metrics
+from .squad import squad_metrics
 from .table import format_metrics
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "classification_metrics",
     "regression_metrics",
     "ner_metrics",
+    "squad_metrics",
     "METRIC_ALIASES",
 ]
 
@@ -47,6 +51,7 @@ METRIC_ALIASES: dict[str, dict[str, str]] = {
         "accuracy": "token_accuracy",
         "acc": "token_accuracy",
     },
+    "qa": {"em": "exact_match"},
 }
 
 
@@ -62,6 +67,8 @@ def compute_metrics(
         result = regression_metrics(predictions, references)
     elif task.kind == "token_classification":
         result = ner_metrics(predictions, references)
+    elif task.kind == "qa":
+        result = squad_metrics(predictions, references)
     else:  # TaskSpec validates kinds; this guards hand-built objects
         raise ValueError(f"task {task.name!r}: unknown kind {task.kind!r}")
     aliases = METRIC_ALIASES[task.kind]

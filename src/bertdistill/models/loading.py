@@ -37,6 +37,7 @@ METRICS_FILE = "metrics.json"
 _HEAD_SUFFIXES = {
     "sequence": "ForSequenceClassification",
     "token": "ForTokenClassification",
+    "qa": "ForQuestionAnswering",
 }
 
 
@@ -195,7 +196,7 @@ def load_tokenizer(name: str | os.PathLike, *, trust_remote_code: bool = False):
 
 
 def _head_kind(task: TaskSpec) -> str:
-    return "token" if task.kind == "token_classification" else "sequence"
+    return {"token_classification": "token", "qa": "qa"}.get(task.kind, "sequence")
 
 
 def load_task_model(
@@ -211,7 +212,8 @@ def load_task_model(
 
     Classification and regression get ``AutoModelForSequenceClassification`` (regression:
     one output, ``problem_type="regression"``), token classification
-    ``AutoModelForTokenClassification``; ``id2label`` / ``label2id`` come from the task.
+    ``AutoModelForTokenClassification``, extractive QA (``qa``) ``AutoModelForQuestionAnswering``
+    (start and end logits); ``id2label`` / ``label2id`` come from the task (not for QA).
     A checkpoint that already is a task model must have the task's head kind and number of
     labels (else ValueError naming both numbers), and fit the task (``task_fit.check_task_fit``:
     another kind or input shape, or its labels in another order, are refused; other label names
@@ -220,7 +222,12 @@ def load_task_model(
     task head, or whose head weights are missing. Use ``attn_implementation="eager"`` when attentions are
     needed (``sdpa`` cannot output them).
     """
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
+    from transformers import (
+        AutoConfig,
+        AutoModelForQuestionAnswering,
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+    )
 
     source = resolve_model(name)
     with quiet_transformers(), hub_errors(name):
@@ -256,8 +263,7 @@ def load_task_model(
     id2label = task.id2label
     kwargs: dict = {
         "num_labels": num_labels,
-        "id2label": id2label,
-        "label2id": {v: k for k, v in id2label.items()},
+        **({} if kind == "qa" else {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}),
         **pretrained_kwargs(trust_remote_code),
         "output_loading_info": True,
     }
@@ -269,10 +275,11 @@ def load_task_model(
         kwargs["attn_implementation"] = attn_implementation
     if dtype is not None:
         kwargs["dtype"] = dtype
-    auto = AutoModelForTokenClassification if kind == "token" else AutoModelForSequenceClassification
+    auto = {"token": AutoModelForTokenClassification, "qa": AutoModelForQuestionAnswering}.get(
+        kind, AutoModelForSequenceClassification)
     with quiet_transformers(), hub_errors(name):
         model, info = auto.from_pretrained(source, **kwargs)
-    head_prefixes = ("classifier.", "score.", "pre_classifier.")
+    head_prefixes = ("classifier.", "score.", "pre_classifier.", "qa_outputs.")
     if ckpt_kind is None:
         # a base checkpoint: a new head (and a BERT pooler, which sentence encoders drop) is expected
         expected_new = head_prefixes + ("pooler.",)
@@ -394,7 +401,8 @@ def task_from_labels(model_dir: str | os.PathLike) -> TaskSpec:
     data = load_labels(model_dir)
     metrics = tuple(data.get("metrics") or ())
     if not metrics:
-        metrics = {"regression": ("pearson", "spearman"), "token_classification": ("entity_f1",)}.get(
+        metrics = {"regression": ("pearson", "spearman"), "token_classification": ("entity_f1",),
+                   "qa": ("exact_match", "f1")}.get(
             data["kind"], ("accuracy",)
         )
     return TaskSpec(data["task"], data["kind"], data["labels"], metrics, bool(data.get("pair", False)))

@@ -4,6 +4,8 @@
   ``RobertaForMaskedLM``, ``DistilBertForMaskedLM``, or a ``*ForPreTraining`` checkpoint that
   holds one) by folder, hub id or alias, and refuses a checkpoint without a trained MLM head
   (a sentence encoder such as MiniLM-L6) with an explanation naming ``bertdistill mlm-head``.
+* :func:`load_encoder` loads the bare encoder of any checkpoint (``AutoModel``: the head of a
+  masked-LM or task checkpoint is dropped), for recipes that compare no logits.
 * :func:`encoder_with_new_mlm_head` loads a BERT encoder as a ``BertForMaskedLM`` whose head
   (transform dense + LayerNorm, decoder tied to the word embeddings, bias) is freshly
   initialised, for ``bertdistill mlm-head`` to fit.
@@ -84,6 +86,19 @@ def load_mlm_teacher(
     if missing and require_head:
         raise _no_head(str(name), f"its weights lack {', '.join(sorted(missing)[:3])}", flag)
     return model
+
+
+def load_encoder(name: str | os.PathLike, *, attn_implementation: str | None = None,
+                 trust_remote_code: bool = False):
+    """The bare encoder (``BertModel``, ``RobertaModel``, ``DistilBertModel``, ...) of a folder,
+    hub id or alias, whatever head its checkpoint has (none, masked-LM or task)."""
+    from transformers import AutoModel
+
+    kwargs: dict = pretrained_kwargs(trust_remote_code)
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    with quiet_transformers(), hub_errors(name):
+        return AutoModel.from_pretrained(resolve_model(name), **kwargs)
 
 
 def encoder_with_new_mlm_head(name: str | os.PathLike, *, attn_implementation: str | None = None):

@@ -51,6 +51,7 @@ class FinetuneConfig:
     eval_batch_size: int = 64
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, lr=5e-5, batch_size=32))
     head: str = "default"  # "default" (the model's own classifier) | "textrcnn" (models/textrcnn.py)
+    qa_options: dict = field(default_factory=dict)  # extractive QA windows: data.qa_features.QaOptions fields
     # the TrainConfig fields the user set (None: all of them); the others may follow the data (small_data.py)
     train_given: list[str] | None = None
 

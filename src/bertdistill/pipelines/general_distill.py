@@ -8,7 +8,15 @@ seed, epoch and sequence index, so the run is the same on one process or many). 
 losses are compared comes from a YAML recipe: ``general_distilbert`` (5·KL at T=2 ·T² +
 2·masked-LM cross-entropy + 1·cosine of the last hidden states) or ``general_tinybert``
 (TinyBERT's general stage: embedding, pre-softmax attention-score and hidden-state MSE, one
-shared W_h). Attention compared by a recipe is recorded inside the attention, before dropout.
+shared W_h) or ``general_minilm`` (MiniLMv2: the query-query, key-key and value-value
+relations of one teacher layer and the student's last layer). Attention compared by a recipe
+is recorded inside the attention, before dropout; Q/K/V projections by hooks on their Linears.
+
+A recipe none of whose terms reads logits (``general_minilm``) needs no masked-LM head: the
+teacher is loaded as a plain encoder (``AutoModel``: a fine-tuned or sentence-embedding model
+will do), both models read the unmasked sequences, and the student is built and saved as a
+plain encoder (``BertModel``, ``DistilBertModel``, ...), which ``AutoModel`` and
+``AutoModelFor*`` load and ``bertdistill distill --student`` starts from.
 
 The student is the recipe's architecture (``student_arch`` overrides it): a
 ``DistilBertForMaskedLM`` built from a list of teacher layers (weights mapped by
@@ -38,7 +46,7 @@ from ..distill.recipe import load_recipe
 from ..models.inputs import model_inputs
 from ..models.loading import (hub_errors, load_tokenizer, pretrained_kwargs, quiet_transformers, resolve_model,
                               save_model)
-from ..models.mlm import check_has_mlm_head, load_mlm_teacher
+from ..models.mlm import check_has_mlm_head, load_encoder, load_mlm_teacher
 from ..students import StudentInfo, build_student, student_from_config
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
 from ..training.validate import check_output
@@ -75,6 +83,12 @@ def needs_teacher_logits(recipe) -> bool:
     return any(t.weight and t.teacher == "logits" and LOSSES[t.loss].needs_teacher for t in recipe.terms)
 
 
+def reads_logits(recipe) -> bool:
+    """Whether any weighted term reads masked-LM logits, of the student or of the teacher; if none
+    does, both models are plain encoders (no masked-LM head is loaded, built or saved)."""
+    return any(t.weight and "logits" in (t.student, t.teacher) for t in recipe.terms)
+
+
 def peak_memory_mb(device: torch.device | None = None) -> float:
     """Peak memory of this process: CUDA max allocated on a GPU, else the max resident set size."""
     if device is not None and device.type == "cuda":
@@ -95,6 +109,10 @@ class GeneralDistillRecipe:
         cfg = self.config
         self.recipe = load_recipe(cfg.recipe).with_overrides(temperature=cfg.temperature, weights=cfg.weights)
         check_output(cfg.output)  # an existing file is refused before anything is read
+        self.encoder_only = not reads_logits(self.recipe)
+        if self.encoder_only and cfg.eval_corpus:
+            raise ValueError(f"--eval-corpus {cfg.eval_corpus}: the {self.recipe.name} recipe compares no masked-LM "
+                             "logits, so the student has no trained masked-LM head to score; leave --eval-corpus out")
         self.train_config = TrainConfig.merged(self.recipe.training, cfg.train)
         # Everything that can be checked without weights first: teacher head, vocabulary, shards.
         wants_logits = needs_teacher_logits(self.recipe)
@@ -118,7 +136,10 @@ class GeneralDistillRecipe:
                                           "whole_word": cfg.whole_word})
 
         attn = "eager"  # switched to sdpa below when no term compares attention maps
-        self.teacher = load_mlm_teacher(cfg.teacher, attn_implementation=attn, require_head=wants_logits)
+        if self.encoder_only:
+            self.teacher = load_encoder(cfg.teacher, attn_implementation=attn)
+        else:
+            self.teacher = load_mlm_teacher(cfg.teacher, attn_implementation=attn, require_head=wants_logits)
         self.teacher.eval().requires_grad_(False)
         set_seed(self.train_config.seed)  # the student's new weights and the connectors
         self.student, self.student_info = self._build_student(attn)
@@ -164,7 +185,8 @@ class GeneralDistillRecipe:
         if cfg.student_config is not None:
             sizes = {"max_position_embeddings": self.teacher.config.max_position_embeddings,
                      "pad_token_id": self.teacher.config.pad_token_id, **cfg.student_config}
-            student = student_from_config(sizes, "masked_lm", 2, arch="bert" if arch == "same" else arch,
+            kind = "base" if self.encoder_only else "masked_lm"
+            student = student_from_config(sizes, kind, 2, arch="bert" if arch == "same" else arch,
                                           tokenizer_vocab_size=self.teacher.config.vocab_size,
                                           attn_implementation=attn)
             return student, StudentInfo(arch=student.config.model_type, kept=None,
@@ -183,6 +205,8 @@ class GeneralDistillRecipe:
         return extract(out, self.distiller.teacher_keys)
 
     def loss_step(self, module: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+        if self.encoder_only:  # no masked-LM objective: both models read the text as it is
+            batch = {**batch, "input_ids": batch["original_input_ids"]}
         return module(batch, self.teacher_features(batch))
 
     def evaluate(self) -> dict:

@@ -97,6 +97,11 @@ def check_distill_options(cfg) -> None:
     """DistillConfig options the recipe does not validate itself (the recipe file and terms are
     checked when it is loaded, still before any model)."""
     check_data_options(cfg)
+    from ..data.tasks import task_kind
+
+    if task_kind(cfg.task) == "qa":
+        raise ValueError(f"--task {cfg.task}: question answering can be fine-tuned, evaluated and served "
+                         "(finetune, evaluate, predict), but not distilled yet")
     if cfg.student_arch is not None and cfg.student_arch not in ("same", "distilbert", "bilstm"):
         raise ValueError(f"--student-arch must be same, distilbert or bilstm, got {cfg.student_arch!r}")
     if isinstance(cfg.student_layers, int) and not isinstance(cfg.student_layers, bool):
