@@ -25,12 +25,15 @@ textbrewer       the same distillation job as TextBrewer, one SST-2 epoch end to
 tinybert         KD, PKD and TinyBERT 3-layer students and the layer-wise strategies, 4,000 SST-2 phrases, one seed
 tinybert-augment TinyBERT task distillation on CoLA with and without TinyBERT's augmented transfer set, 2 seeds
 tinybert-full    TinyBERT 4L/312 on all of SST-2, from a general TinyBERT student and from random weights
+mobilebert       MobileBERT-style 12-layer student on SST-2: progressive transfer, all at once, KD only; ONNX int8; 2 seeds
 bilstm           Tang's BiLSTM student on all of SST-2, with and without teacher and augmentation, one seed
 general          general distillation on WikiText-2, then SST-2 task distillation from it, copied layers, random
+embedding        3-layer sentence-embedding student of minilm-l6 on WikiText-2; STS-B and SQuAD-dev retrieval of both
 conll            CoNLL-2003 NER teacher and its 3-layer token-level student
 peak-flops       the cached-teacher distillation step against the CPU's measured fp32 / bf16 matmul peaks
 corpus           corpus preparation: tokens/s and peak memory from 50 MB to 1 GB of token ids; masker speed
 augment          throughput of every augmentation family on the same 1,000 SST-2 phrases
+gpu-check        CUDA only: task-distillation step fp32/bf16 vs the bf16 peak; general distillation tokens/s, GPU memory
 student-defaults which teacher layers a 3-layer student keeps (every_other vs every_other_last), 2 seeds
 "
 
@@ -138,6 +141,25 @@ bench() {  # bench NAME: the benchmark's commands
       bash benchmarks/tinybert_full.sh general
     run env SEED="$SEED" TEACHER="$(teacher)" ART="$B/tinybert-full" bash benchmarks/tinybert_full.sh from-general random speed
     machine "$R/tinybert-full/s$SEED.machine.json" ;;
+  mobilebert)
+    local s variant recipe out
+    for s in ${SEEDS:-42 7}; do
+      for variant in progressive all_at_once kd; do
+        recipe=benchmarks/recipes/mobilebert_$variant.yaml
+        [ "$variant" = progressive ] && recipe=mobilebert_task
+        out=$B/mobilebert/$variant-s$s
+        run bertdistill distill --teacher "$(teacher)" --task sst2 --data "$D/sst2/glue" --recipe "$recipe" \
+          --max-length 64 --cache-dir "$B/cache" --seed "$s" --output "$out" $EXTRA
+        keep "$out/results.json" "$variant-s$s"
+      done
+      local f  # 12 layer stages, then 13_prediction holds the final student
+      for f in onnx onnx-int8; do
+        run bertdistill export "$B/mobilebert/progressive-s$s/13_prediction/student" --format $f --data "$D/sst2/glue" \
+          --max-length 64 --output "$B/mobilebert/progressive-s$s-$f"
+        keep "$B/mobilebert/progressive-s$s-$f/export.json" "progressive-s$s-$f"
+      done
+    done
+    machine "$R/mobilebert/run.machine.json" ;;
   bilstm)
     local env=(env BILSTM_WORK="$B/bilstm" SST2_TEACHER="$(teacher)" BILSTM_RESULTS="$R/bilstm")
     run "${env[@]}" python benchmarks/bilstm_sst2.py originals --originals 0
@@ -158,6 +180,16 @@ bench() {  # bench NAME: the benchmark's commands
       run "${env[@]}" SST2_EXAMPLES=8000 SEED=$s bash benchmarks/general_distill.sh sst2
     done
     machine "$R/general/run.machine.json" ;;
+  embedding)
+    local art=$B/embedding
+    run bertdistill corpus prepare --text "$D/wikitext2/raw/wiki.valid.raw" "$D/wikitext2/raw/wiki.test.raw" \
+      --tokenizer minilm-l6 --max-length 128 --output "$art/corpus"
+    run bertdistill general-distill --teacher minilm-l6 --corpus "$art/corpus" --recipe general_embedding \
+      --student-layers skip --epochs 4 --batch-size 32 --seed "$SEED" --output "$art/student-s$SEED" --no-resume $EXTRA
+    keep "$art/student-s$SEED/results.json" "distill_s$SEED"
+    run bertdistill embed-eval --model minilm-l6 --model "$art/student-s$SEED/student" \
+      --output "$art/embed_eval_s$SEED.json"
+    keep "$art/embed_eval_s$SEED.json" "embed_eval_s$SEED" ;;
   conll)
     run bertdistill finetune --task conll2003 --data "$D/conll2003/iob2" --model minilm-l6 --output "$B/conll-teacher" \
       --epochs 2 --batch-size 32 --lr 1e-4 --max-length 128
@@ -173,6 +205,9 @@ bench() {  # bench NAME: the benchmark's commands
   corpus)
     run python benchmarks/corpus_scaling.py --sizes-mb 50 200 1024 --workers 2 --work "$B/corpus" --out "$R/corpus" $EXTRA
     machine "$R/corpus/run.machine.json" ;;
+  gpu-check)
+    run python benchmarks/gpu_check.py --out "$R/gpu-check/gpu_check.json" $EXTRA
+    [ "$DRY" = 1 ] || [ ! -f "$R/gpu-check/gpu_check.json" ] || machine "$R/gpu-check/gpu_check.machine.json" ;;
   augment)
     run python benchmarks/augment_throughput.py --out "$R/augment/augment_throughput.json" $EXTRA
     machine "$R/augment/augment_throughput.machine.json" ;;

@@ -147,12 +147,13 @@ def test_the_saved_folder_loads_with_plain_transformers(trained):
     assert context[int(offsets[start][0]):int(offsets[end][1])] == "paris"
 
 
-def test_distilling_and_exporting_question_answering_are_refused_in_one_line(trained, capsys, tmp_path):
+def test_a_class_recipe_on_qa_and_exporting_qa_are_refused_in_one_line(trained, capsys, tmp_path):
     data, out, result = trained
     code = main(["distill", "--teacher", str(out / "best"), "--task", "squad", "--data", str(data),
-                 "--output", str(tmp_path / "student")])
+                 "--max-length", "48", "--doc-stride", "16", "--max-question-length", "8",
+                 "--output", str(tmp_path / "student")])  # the default recipe: kd_kl
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "--task squad: question answering" in err and "not distilled yet" in err
+    assert code == 2 and "use qa_kd and qa_hard on them, not kd_kl" in err, err
     assert len(err.splitlines()) == 1 and not (tmp_path / "student").exists()
     code = main(["export", str(out / "best"), "--format", "onnx", "--output", str(tmp_path / "onnx")])
     err = capsys.readouterr().err.strip()

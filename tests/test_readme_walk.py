@@ -169,8 +169,8 @@ def test_readme_python_api_example_runs(own_csv, tiny_encoder_dir, capsys):
     assert (own_csv / "runs/api-student/student/config.json").is_file()
 
 
-@pytest.mark.parametrize("name", ["finetune", "distill", "evaluate", "predict", "embed", "demo", "mlm_head",
-                                  "general_distill"])
+@pytest.mark.parametrize("name", ["finetune", "distill", "evaluate", "predict", "embed", "embed_eval", "demo",
+                                  "mlm_head", "general_distill"])
 def test_public_functions_have_typed_keywords_and_an_example(name):
     fn = getattr(bertdistill, name)
     assert callable(fn) and fn.__module__ == "bertdistill.api"

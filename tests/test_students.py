@@ -282,10 +282,24 @@ def test_student_follows_teacher_mode_and_dtype():
         assert not student.training
 
 
+def test_a_qa_teacher_gives_a_qa_student_with_its_span_head():
+    config = tiny_bert_config()
+    config.num_labels = 2  # start and end
+    t = tf.BertForQuestionAnswering(config).eval()
+    ids = torch.tensor([[2, 7, 8, 9, 3]])
+    for arch, cls in (("same", tf.BertForQuestionAnswering), ("distilbert", tf.DistilBertForQuestionAnswering)):
+        student, info = build_student(t, layers=list(range(t.config.num_hidden_layers)), arch=arch)
+        assert type(student) is cls
+        with torch.no_grad():  # every layer kept, one segment: the same span logits as the teacher
+            s_out, t_out = student(input_ids=ids), t(input_ids=ids, token_type_ids=torch.zeros_like(ids))
+        assert torch.allclose(s_out.start_logits, t_out.start_logits, atol=1e-5)
+        assert torch.allclose(s_out.end_logits, t_out.end_logits, atol=1e-5)
+
+
 def test_unsupported_teachers_and_archs_are_refused():
-    qa = tf.BertForQuestionAnswering(tiny_bert_config())
-    with pytest.raises(TypeError, match="BertForQuestionAnswering"):
-        build_student(qa)
+    mc = tf.BertForMultipleChoice(tiny_bert_config())
+    with pytest.raises(TypeError, match="BertForMultipleChoice"):
+        build_student(mc)
     with pytest.raises(TypeError, match="Linear"):
         build_student(torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match="unknown student arch 'tinybert'"):

@@ -24,7 +24,7 @@ import types
 
 __version__ = "0.1.0"
 
-__all__ = ["TrainConfig", "answer", "demo", "distill", "embed", "evaluate", "finetune", "general_distill",
+__all__ = ["TrainConfig", "answer", "demo", "distill", "embed", "embed_eval", "evaluate", "finetune", "general_distill",
            "load_task", "mlm_head", "predict"]
 
 

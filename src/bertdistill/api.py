@@ -145,6 +145,11 @@ def distill(teacher: str, task: str | None = None, output: str = "runs/student",
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
         check_distill_options(config)  # bad options first, before any model is read
         plan = load_recipe(recipe).with_overrides(temperature=temperature, weights=weights)
+        _check_qa_options(_is_qa(task), config.qa_options)
+        if _is_qa(task):  # stages, augmentation, a BiLSTM student refused; window options checked
+            from .pipelines.qa_distill import check_qa_plan
+
+            check_qa_plan(config, plan)
         check_transfer_data(transfer_data, plan)  # a missing set, or no stage to read it
         TrainConfig.merged(plan.training, config.train)  # training numbers (--lr, ...) before any model
         if wants_bilstm(config):  # terms a BiLSTM cannot serve are refused before the teacher is read
@@ -268,6 +273,38 @@ def embed(model: str = "minilm-l6", task: str | None = None, data: str | None = 
         task_data = load_task(task, data, skip_bad_rows=skip_bad_rows, **opts)
         result = embed_baseline(model, task_data, pooling=pooling, max_train=max_train, max_length=max_length,
                                 **options)
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(json.dumps(result, indent=2, default=str))
+    return result
+
+
+def embed_eval(models: str | list[str] = "minilm-l6", *, stsb: str | bool = True, squad: str | bool = True,
+               output: str | None = None, batch_size: int = 64, max_length: int | None = None,
+               max_questions: int | None = None, device: str | None = None) -> dict:
+    """Sentence-embedding models scored with no fine-tuning: STS-B dev/test Spearman of cosine
+    similarity, SQuAD paragraph retrieval (recall@1, recall@5, MRR). ``stsb`` / ``squad``: a path,
+    ``True`` for the shared data (``glue/STS-B``, ``squad/dev-v1.1.json``) or ``False`` to skip.
+
+    Example::
+
+        import bertdistill
+        result = bertdistill.embed_eval(["minilm-l6", "runs/embedding/student"])
+        for row in result["models"]:
+            print(row["model"], row["stsb_test_spearman"], row["squad_recall@1"])
+    """
+    from .embedding_eval import embed_eval as run_embed_eval
+    from .paths import shared_data_dir
+    from .writable import check_writable_file
+
+    if output:
+        check_writable_file(output)
+    data = shared_data_dir()
+    result = run_embed_eval([models] if isinstance(models, str) else list(models),
+                            stsb=data / "glue" / "STS-B" if stsb is True else (stsb or None),
+                            squad=data / "squad" / "dev-v1.1.json" if squad is True else (squad or None),
+                            batch_size=batch_size, max_length=max_length, max_questions=max_questions,
+                            device=device)
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text(json.dumps(result, indent=2, default=str))

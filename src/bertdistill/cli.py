@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Distil a fine-tuned teacher into a student. Student shape, loss terms and "
                                    "training defaults come from the recipe (`bertdistill recipes`); flags override them.")
     add_data_args(p, max_length=None)
+    add_qa_args(p)
     p.add_argument("--teacher", required=True,
                    help="the fine-tuned teacher (e.g. runs/teacher/best from `bertdistill finetune`)")
     p.add_argument("--recipe", default="distilbert", help="shipped recipe name (`bertdistill recipes`) or a YAML path")
@@ -190,7 +191,8 @@ def run(args: argparse.Namespace) -> object:
                            cache_attention=args.cache_attention, compact_embeddings=args.compact_embeddings,
                            max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
                            train=train_overrides(args), allow_untrained_teacher=args.allow_untrained_teacher,
-                           latency_runs=args.latency_runs, **data_options(args), **model_options(args))
+                           latency_runs=args.latency_runs, qa_options=qa_overrides(args), **data_options(args),
+                           **model_options(args))
     if args.command == "evaluate":
         return api.evaluate(args.model, args.task, args.data, split=args.split, output=args.output,
                             batch_size=args.batch_size, max_length=args.max_length, skip_bad_rows=args.skip_bad_rows,

@@ -19,6 +19,7 @@ MODULES: tuple[str, ...] = (
     "bertdistill.commands.export",
     "bertdistill.commands.benchmark",
     "bertdistill.commands.report",
+    "bertdistill.commands.embed_eval",
 )
 
 

@@ -73,10 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("general-distill", help="general (pre-training) distillation of a teacher on a corpus")
     p.add_argument("--teacher", required=True,
                    help="folder, hub id or alias; a masked-LM for recipes comparing logits (see `bertdistill mlm-head`), "
-                        "any encoder for general_minilm")
+                        "any encoder for general_minilm, a sentence-transformers folder for general_embedding")
     p.add_argument("--output", required=True, type=output_dir, help="run folder; the student is saved to OUTPUT/student")
     p.add_argument("--recipe", default="general_distilbert",
-                   help="general_distilbert, general_tinybert, general_minilm or a YAML path")
+                   help="general_distilbert, general_tinybert, general_minilm, general_embedding or a YAML path")
     p.add_argument("--tokenizer", default=None, help="default: the teacher's")
     p.add_argument("--student-arch", choices=["same", "distilbert"], default=None,
                    help="DistilBertForMaskedLM (default) or the teacher's own class")
@@ -88,6 +88,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weight", action="append", default=[], metavar="TERM=W", help="override a term's weight")
     p.add_argument("--init-only", action="store_true",
                    help="save the student as built (teacher layers or random) without distilling, for baselines")
+    p.add_argument("--vocab-chunk", type=int, default=None, metavar="N",
+                   help="compute the masked-LM terms N real tokens at a time (less memory, same values; "
+                        "default 512, 0 = all positions at once)")
     _masking(p)
     _training(p)
     add_model_args(p)
@@ -115,5 +118,6 @@ def _general_distill(a: argparse.Namespace) -> dict:
         weights=term_weights(a.weight),
         mlm_probability=a.mlm_probability, smoothing=a.smoothing, whole_word=a.whole_word,
         max_eval_sequences=a.max_eval_sequences, eval_batch_size=a.eval_batch_size, init_only=a.init_only,
-        train=_train_overrides(a), **model_options(a),
+        train=_train_overrides(a), **({} if a.vocab_chunk is None else {"vocab_chunk": a.vocab_chunk}),
+        **model_options(a),
     )

@@ -19,7 +19,7 @@ head counts, KD on a regression task) is checked in ``__init__``, before trainin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import torch
@@ -28,10 +28,11 @@ from torch import Tensor, nn
 from bertdistill.distill.connectors import build_connectors, connector_key, resolve_projection
 from bertdistill.distill.features import ATTENTION_TYPES, LAYER_TYPES, FeatureNeeds, extract, needs
 from bertdistill.distill.losses import LOSSES, DistillLoss, build_loss
+from bertdistill.distill.qa_losses import QA_LOGIT_LOSSES
 from bertdistill.distill.terms import (Term, check_term, describe, name_terms, pair_label,
                                        resolve_term, term_keys, term_pairs)
 
-TASK_KINDS = ("classification", "regression", "token_classification")
+TASK_KINDS = ("classification", "regression", "token_classification", "qa")
 
 
 def _config_value(config: Any, name: str, what: str) -> int:
@@ -101,6 +102,12 @@ class Distiller(nn.Module):
         if cls.soft_targets and self.task_kind == "regression":
             raise ValueError(f"{who}: {term.loss!r} compares class distributions, but a "
                              "regression task has a single output; use logits_mse")
+        if term.student == "logits" and (term.loss in QA_LOGIT_LOSSES) != (self.task_kind == "qa"):
+            raise ValueError(
+                f"{who}: question answering's logits are start/end positions over a window: use qa_kd and "
+                f"qa_hard on them, not {term.loss}" if self.task_kind == "qa" else
+                f"{who}: {term.loss} compares the start/end logits of question answering; the task is "
+                f"{self.task_kind}")
         if term.loss == "token_kd" and self.task_kind != "token_classification":
             raise ValueError(f"{who}: token_kd is for token classification, the task is "
                              f"{self.task_kind}; use kd_kl")
@@ -139,6 +146,10 @@ class Distiller(nn.Module):
         except (TypeError, ValueError) as err:
             raise ValueError(f"{describe(term)}: {err}") from None
 
+    def loss_for(self, name: str) -> DistillLoss:
+        """The loss module of the computed term ``name``."""
+        return self._losses[name]
+
     # ------------------------------------------------------------------ features
 
     @property
@@ -175,16 +186,16 @@ class Distiller(nn.Module):
         return feats[key]
 
     def forward(self, student_feats: Mapping[str, Tensor], teacher_feats: Mapping[str, Tensor],
-                batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+                batch: Mapping[str, Tensor], only: Collection[str] | None = None) -> tuple[Tensor, dict[str, float]]:
         """(weighted total, {term name: unweighted value}); a term with several layer pairs
         reports the sum over its pairs, or their mean when its loss's ``pair_reduction`` is
-        ``"mean"`` (and, with ``detail``, each pair too)."""
-        mask = batch.get("attention_mask")
+        ``"mean"`` (and, with ``detail``, each pair too). ``only``: compute just the terms of
+        these names (the others are computed elsewhere, e.g. over chunks of positions)."""
         labels = batch.get("labels")
         total: Tensor | None = None
         names: list[str] = []
         values: list[Tensor] = []
-        for term in self.terms:
+        for term in self.terms if only is None else [t for t in self.terms if t.name in only]:
             loss_fn = self._losses[term.name]
             s_keys, t_keys = self._keys[term.name]
             pairs = term_pairs(term)
@@ -196,7 +207,7 @@ class Distiller(nn.Module):
                 if term.projection:
                     student = self.connectors[connector_key(term, pair)](student)
                 try:
-                    part = loss_fn(student, teacher, mask, labels)
+                    part = loss_fn(student, teacher, batch.get(loss_fn.mask_key), labels)
                 except ValueError as err:
                     raise ValueError(f"{describe(term)}: {err}") from None
                 if self.detail and len(pairs) > 1:

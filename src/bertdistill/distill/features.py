@@ -3,7 +3,8 @@
 A feature is named by a string key:
 
 ========================  ===============================================================
-``"logits"``              the model's logits, [B, C] or [B, L, C]
+``"logits"``              the model's logits, [B, C] or [B, L, C]; for a question-answering
+                          model its start and end logits stacked, [B, L, 2]
 ``"hidden:i"``            ``hidden_states[i]`` [B, L, D]; **hidden index space**: 0 is the
                           embedding output, 1..L are the outputs of layers 1..L
 ``"attention:i"``         attention probabilities [B, H, L, L] of layer i **before dropout**;
@@ -279,6 +280,8 @@ def extract(output: Any, keys: Iterable[str]) -> dict[str, Tensor]:
             continue
         if kind == "logits":
             logits = _field(output, "logits")
+            if logits is None and _field(output, "start_logits") is not None:  # extractive QA
+                logits = torch.stack((_field(output, "start_logits"), _field(output, "end_logits")), dim=-1)
             if logits is None:
                 raise ValueError("feature 'logits': the model output has no logits")
             found[key] = logits

@@ -22,7 +22,11 @@ teacher's width) and ``params`` (the keyword parameters a term may set); its cla
 ``model_params`` completes and checks a term's params against the two models (``minilm``
 takes its relation head count from the teacher there). An instance's
 ``pair_reduction`` says how the distiller combines the values of a term's layer pairs:
-``"sum"`` (the default) or ``"mean"``.
+``"sum"`` (the default) or ``"mean"``. Its ``mask_key`` names the batch entry passed as
+``mask`` (``attention_mask`` unless the loss says otherwise).
+
+The span losses of question answering (``qa_kd``, ``qa_hard``) live in
+:mod:`bertdistill.distill.qa_losses`.
 """
 
 from __future__ import annotations
@@ -343,6 +347,8 @@ class DistillLoss(nn.Module):
     params: ClassVar[tuple[str, ...]] = ()
     #: how the distiller combines a term's layer pairs: "sum" or "mean" (over the pairs)
     pair_reduction: str = "sum"
+    #: the batch entry the distiller passes as ``mask`` (``qa_kd``: the span positions)
+    mask_key: ClassVar[str] = "attention_mask"
 
     def forward(self, student: Tensor, teacher: Tensor | None, mask: Tensor | None = None,
                 labels: Tensor | None = None) -> Tensor:  # pragma: no cover - abstract

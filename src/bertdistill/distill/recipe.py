@@ -75,6 +75,8 @@ TRAINING_SCHEMA: dict[str, tuple[Any, str | None, bool]] = {
     "max_grad_norm": ("float", ">0", True),
     "grad_accum": ("int", "1", False),
     "max_length": ("int", "1", False),
+    "doc_stride": ("int", "1", False),  # question answering's windows (data.qa_features.QaOptions)
+    "max_question_length": ("int", "1", False),
     "temperature": ("float", ">0", False),
     "seed": ("int", None, False),
     "eval_every": ("int", "1", True),

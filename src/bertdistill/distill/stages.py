@@ -13,12 +13,16 @@ or name a ``strategy`` that derives the stages from its terms:
                                  terms' pairs whose *student* layer is i (embedding pairs go
                                  with layer 1), with the embeddings and layers 1..i-1 frozen;
                                  then the prediction stage with every weight trainable
-                                 (MobileBERT's progressive knowledge transfer)
+                                 (MobileBERT's progressive knowledge transfer). With
+                                 ``lower_lr: f`` (0 < f <= 1) the layers below are not frozen
+                                 but trained at f × the stage's learning rate (the paper's
+                                 softened schedule); ``lower_lr: 0`` (the default) freezes them
 
 YAML::
 
     strategy: intermediate_then_prediction          # or a mapping:
     strategy: {name: progressive, intermediate: {epochs: 1}, prediction: {epochs: 2}}
+    strategy: {name: progressive, lower_lr: 0.1}   # lower layers at 0.1 × lr, not frozen
     stages:                                         # or explicit stages (not with strategy)
       - {name: intermediate, terms: [embedding_mse, attention_mse, hidden_mse],
          transfer: true, training: {epochs: 3}}
@@ -42,7 +46,7 @@ from bertdistill.distill.terms import Term, resolve_layers
 
 STRATEGIES = ("all_at_once", "intermediate_then_prediction", "progressive")
 STAGE_KEYS = ("name", "terms", "training", "transfer")
-STRATEGY_KEYS = ("name", "intermediate", "prediction")
+STRATEGY_KEYS = ("name", "intermediate", "prediction", "lower_lr")
 
 
 @dataclass
@@ -50,7 +54,8 @@ class Stage:
     """One run of a staged distillation: which terms, which training overrides.
 
     ``layer`` (progressive stages only) restricts the intermediate terms to pairs of that
-    student layer and freezes the embeddings and the layers below it.
+    student layer and freezes the embeddings and the layers below it, or, with ``lower_lr``
+    > 0, trains them at ``lower_lr`` × the learning rate.
     """
 
     name: str
@@ -58,6 +63,7 @@ class Stage:
     training: dict = field(default_factory=dict)
     transfer: bool = False
     layer: int | None = None
+    lower_lr: float = 0.0
 
 
 def check_mapping(value: Any, allowed: tuple[str, ...], label: str, what: str) -> dict:
@@ -125,6 +131,7 @@ def parse_strategy(raw: Any, where: str) -> tuple[str, dict, dict]:
     name = raw.get("name")
     if name not in STRATEGIES:
         raise ValueError(f"{where}: unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+    strategy_lower_lr(raw, where)
     parts = []
     for key in ("intermediate", "prediction"):
         value = raw.get(key) or {}
@@ -134,9 +141,23 @@ def parse_strategy(raw: Any, where: str) -> tuple[str, dict, dict]:
     return name, parts[0], parts[1]
 
 
+def strategy_lower_lr(raw: Any, where: str) -> float:
+    """A strategy's ``lower_lr`` (0 when unset): the learning-rate factor of the layers below
+    a progressive stage's own, 0 = frozen. ValueError naming the recipe when out of [0, 1]."""
+    if not isinstance(raw, dict) or raw.get("lower_lr") is None:
+        return 0.0
+    value = raw["lower_lr"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{where}: strategy.lower_lr must be a number in [0, 1] (0 freezes the layers "
+                         f"below), got {value!r}")
+    if raw.get("name") != "progressive":
+        raise ValueError(f"{where}: strategy.lower_lr only applies to the 'progressive' strategy")
+    return float(value)
+
+
 def strategy_stages(strategy: str, terms: list[Term], num_student_layers: int | None = None, *,
                     intermediate: dict | None = None, prediction: dict | None = None,
-                    where: str = "recipe") -> list[Stage]:
+                    where: str = "recipe", lower_lr: float = 0.0) -> list[Stage]:
     """The stages a strategy makes of ``terms`` (named; weight-0 terms are left out).
 
     ``progressive`` needs the student's layer count. A strategy other than ``all_at_once``
@@ -161,7 +182,7 @@ def strategy_stages(strategy: str, terms: list[Term], num_student_layers: int | 
     if not num_student_layers or num_student_layers < 1:
         raise ValueError(f"{where}: strategy 'progressive' needs the student's layer count")
     layers = [Stage(name=f"layer{i}", terms=inter, training=dict(intermediate or {}),
-                    transfer=True, layer=i) for i in range(1, num_student_layers + 1)]
+                    transfer=True, layer=i, lower_lr=lower_lr) for i in range(1, num_student_layers + 1)]
     return layers + [last]
 
 

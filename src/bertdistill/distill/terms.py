@@ -24,6 +24,10 @@ to the feature's index space (hidden index = layer number, attention index = lay
 ``last_k``               BERT-PKD PKD-Last: student layers 1..M−1 ↔ teacher N−M+j, the last
                          teacher layers before the final one (12 → 6: teacher 7, 8, 9, 10, 11)
 ``all_plus_embeddings``  hidden/cls only: (0, 0) for the embeddings, then ``uniform``
+``repeat``               uniform with repetition, for a student deeper than its teacher (or
+                         as deep): student layer j ↔ teacher layer ⌈j·N/M⌉, so each teacher
+                         layer teaches M/N consecutive student layers (12 → 6: teacher 1, 1,
+                         2, 2, ..., 6, 6); the same pairs as ``uniform`` when M divides N
 
 In BERT-PKD the student's final layer is left out on purpose: it is taught by KD on the
 logits. An explicit list of pairs is taken as is, in the feature's index space (so
@@ -47,7 +51,7 @@ from bertdistill.distill.features import FEATURE_TYPES, INDEXED_TYPES, LAYER_TYP
 from bertdistill.distill.losses import LOSSES, build_loss
 
 LAYER_SPECS = ("last", "copied", "uniform", "top", "bottom", "skip", "last_k",
-               "all_plus_embeddings")
+               "all_plus_embeddings", "repeat")
 PROJECTIONS = (False, True, "per_layer", "shared", "auto")
 TERM_FIELDS = ("loss", "weight", "student", "teacher", "layers", "projection", "temperature",
                "params", "name")
@@ -226,6 +230,8 @@ def resolve_layers(spec: str | list | None, student_layers: int, teacher_layers:
         pairs = [(j, int(kept[j - 1]) + 1) for j in range(1, m + 1)]
     elif spec in ("uniform", "all_plus_embeddings"):
         pairs = [(j, (j * n) // m) for j in range(1, m + 1)]
+    elif spec == "repeat":
+        pairs = [(j, -(-j * n // m)) for j in range(1, m + 1)]
     elif spec == "top":
         pairs = [(j, n - m + j) for j in range(1, m + 1)]
     elif spec == "bottom":

@@ -50,6 +50,10 @@ class Family:
 FAMILIES: dict[str, Family] = {
     "bert": Family(("input_ids", "attention_mask", "token_type_ids"), "bert"),
     "distilbert": Family(("input_ids", "attention_mask"), "bert"),
+    # ONNX Runtime's transformer optimizer has no MobileBERT fusion (its bottlenecks, NoNorm and
+    # stacked FFNs match none of the BERT patterns): exported unfused, ORT's generic graph
+    # optimisations still apply when a session loads it
+    "mobilebert": Family(("input_ids", "attention_mask", "token_type_ids"), None),
     "bilstm": Family(("input_ids", "attention_mask"), None, load=load_bilstm_student, onnx=False,
                      tokenizer=load_word_tokenizer),
 }

@@ -54,6 +54,13 @@ def wants_bilstm(config: DistillConfig) -> bool:
 
 
 def recipe_for(config: DistillConfig) -> DistillRecipe:
+    """The recipe class of ``config``: BiLSTM student, extractive QA (``--task squad``) or the plain one."""
+    from ..data.tasks import task_kind
+
+    if task_kind(config.task) == "qa":
+        from .qa_distill import QaDistillRecipe
+
+        return QaDistillRecipe(config)
     return (BiLSTMDistillRecipe if wants_bilstm(config) else DistillRecipe)(config)
 
 

@@ -67,6 +67,7 @@ class DistillConfig:
     cache_max_gb: float = 8.0
     cache_attention: str | None = None       # the teacher's attention kernel for the cache build (None: its own)
     compact_embeddings: bool = False         # train only the word-embedding rows the train set reads (models/compact_embedding.py)
+    qa_options: dict = field(default_factory=dict)  # extractive QA windows: data.qa_features.QaOptions fields
     eval_batch_size: int = 64
     train: dict = field(default_factory=dict)  # TrainConfig overrides on top of the recipe's
 
@@ -116,7 +117,7 @@ class DistillRecipe:
         self.tokenizer = load_tokenizer(cfg.teacher)
         self.teacher = load_task_model(cfg.teacher, self.task, attn_implementation="eager")
         self.teacher.eval().requires_grad_(False)
-        arch, note = choose_arch(cfg.student_arch, self.recipe.student.get("arch", "same"), self.task.pair)
+        arch, note = self.choose_student_arch()
         if note:
             log.warning(note)
         layers = cfg.student_layers if cfg.student_layers is not None else self.recipe.student.get("layers", "every_other")
@@ -139,13 +140,11 @@ class DistillRecipe:
 
             train, self.augment_meta = transfer_examples(self.recipe.augment, train, self.output,
                                                          task=self.task, terms=self.recipe.terms)
-        self.train_features = encode(self.task, train, self.tokenizer, self.max_length)
+        self.encode_splits(train, dev)
         if self.recipe.augment:
             fill_missing_labels(self.train_features)
         for i, f in enumerate(self.train_features):
             f["index"] = i
-        self.dev_features = encode(self.task, dev, self.tokenizer, self.max_length)
-        self.collator = Collator(self.tokenizer.pad_token_id)
         self.accelerator = make_accelerator(self.train_config)
         self.teacher.to(self.accelerator.device)
         self.cache_plan = self._plan_cache()
@@ -154,6 +153,16 @@ class DistillRecipe:
             print(f"  {self.small_data}", flush=True)
         with self.accelerator.main_process_first():  # one process builds the cache, the others read it
             self._setup_cache()
+
+    def choose_student_arch(self) -> tuple[str, str | None]:
+        """(the student's arch, a warning or None): --student-arch, else the recipe's (students/defaults.py)."""
+        return choose_arch(self.config.student_arch, self.recipe.student.get("arch", "same"), self.task.pair)
+
+    def encode_splits(self, train: list, dev: list) -> None:
+        """``train_features``, ``dev_features`` and ``collator``: the teacher's tokens of both splits."""
+        self.train_features = encode(self.task, train, self.tokenizer, self.max_length)
+        self.dev_features = encode(self.task, dev, self.tokenizer, self.max_length)
+        self.collator = Collator(self.tokenizer.pad_token_id)
 
     def _build_student(self, arch: str, layers, num_layers):
         """Copied from the teacher (default), loaded from a checkpoint, or randomly initialised."""
@@ -168,6 +177,7 @@ class DistillRecipe:
             student = student_from_config(
                 shape, self.task.kind, self.task.num_labels, arch="distilbert" if arch == "distilbert" else "bert",
                 tokenizer_vocab_size=len(self.tokenizer), id2label=self.task.id2label, attn_implementation="eager",
+                teacher_hidden_size=self.teacher.config.hidden_size,
             )
             return student, StudentInfo(arch=student.config.model_type, kept=None,
                                         teacher_layers=self.teacher.config.num_hidden_layers)

@@ -9,7 +9,9 @@ losses are compared comes from a YAML recipe: ``general_distilbert`` (5·KL at T
 2·masked-LM cross-entropy + 1·cosine of the last hidden states) or ``general_tinybert``
 (TinyBERT's general stage: embedding, pre-softmax attention-score and hidden-state MSE, one
 shared W_h) or ``general_minilm`` (MiniLMv2: the query-query, key-key and value-value
-relations of one teacher layer and the student's last layer). Attention compared by a recipe
+relations of one teacher layer and the student's last layer) or ``general_embedding`` (the
+student's pooled sentence vector matches the teacher's, pooling read from the teacher's
+sentence-transformers folder; :mod:`.embedding_student`). Attention compared by a recipe
 is recorded inside the attention, before dropout; Q/K/V projections by hooks on their Linears.
 
 A recipe none of whose terms reads logits (``general_minilm``) needs no masked-LM head: the
@@ -43,6 +45,7 @@ from ..distill.distiller import Distiller
 from ..distill.features import extract, prepare_model
 from ..distill.losses import LOSSES
 from ..distill.recipe import load_recipe
+from ..distill.vocab_chunks import DEFAULT_VOCAB_CHUNK, ChunkedMLMModule, chunked_module
 from ..models.inputs import model_inputs
 from ..models.loading import (hub_errors, load_tokenizer, pretrained_kwargs, quiet_transformers, resolve_model,
                               save_model)
@@ -51,6 +54,7 @@ from ..students import StudentInfo, build_student, student_from_config
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
 from ..training.validate import check_output
 from .distill import DistillModule
+from .embedding_student import save_sentence_student, with_teacher_pooling
 from .runfolder import claim_output
 from .mlm_batches import check_vocabulary, corpus_fingerprint, evaluate_mlm, masked_batches, open_corpora
 
@@ -75,6 +79,7 @@ class GeneralDistillConfig:
     eval_batch_size: int = 16
     eval_seed: int = 1234
     init_only: bool = False                  # save the student as built, without distilling (baselines)
+    vocab_chunk: int = DEFAULT_VOCAB_CHUNK   # positions per chunk of the masked-LM terms, 0 = all at once
     train: dict = field(default_factory=dict)  # TrainConfig overrides on top of the recipe's
 
 
@@ -107,7 +112,11 @@ class GeneralDistillRecipe:
         from transformers import AutoConfig
 
         cfg = self.config
+        if not isinstance(cfg.vocab_chunk, int) or cfg.vocab_chunk < 0:
+            raise ValueError(f"--vocab-chunk must be a whole number >= 0 (0 = no chunks), got {cfg.vocab_chunk!r}")
         self.recipe = load_recipe(cfg.recipe).with_overrides(temperature=cfg.temperature, weights=cfg.weights)
+        # a sentence_embedding term: the teacher's pooling / normalisation, read from its folder
+        self.recipe, self.sentence = with_teacher_pooling(self.recipe, cfg.teacher)
         check_output(cfg.output)  # an existing file is refused before anything is read
         self.encoder_only = not reads_logits(self.recipe)
         if self.encoder_only and cfg.eval_corpus:
@@ -153,7 +162,11 @@ class GeneralDistillRecipe:
         # attention compared: recorded inside the attention, before dropout; otherwise sdpa
         prepare_model(self.student, self.distiller.student_needs)
         prepare_model(self.teacher, self.distiller.teacher_needs)
-        self.module = DistillModule(self.student, self.distiller)
+        # masked-LM terms over chunks of positions: no [tokens, vocab] tensor is ever whole
+        self.module = (chunked_module(self.student, self.distiller, self.teacher, cfg.vocab_chunk)
+                       or DistillModule(self.student, self.distiller))
+        if isinstance(self.module, ChunkedMLMModule):
+            print(f"masked-LM terms computed {cfg.vocab_chunk} real tokens at a time (--vocab-chunk; 0 = all at once)")
 
         self.examples, self.collate, self.eval_collator = masked_batches(
             cfg, self.tokenizer, self.shards, self.eval_shards, seed=self.train_config.seed,
@@ -198,6 +211,8 @@ class GeneralDistillRecipe:
 
     # ---- steps ---------------------------------------------------------------------------
     def teacher_features(self, batch: dict) -> dict:
+        if isinstance(self.module, ChunkedMLMModule):  # the encoder only: its head runs chunk by chunk
+            return self.module.teacher_features(batch)
         want = self.distiller.teacher_needs
         with torch.no_grad():
             out = self.teacher(**model_inputs(self.teacher, batch), output_hidden_states=want.hidden_states,
@@ -215,8 +230,11 @@ class GeneralDistillRecipe:
                             desc="student mlm eval")
 
     def save(self, metrics: dict | None = None) -> Path:
-        return save_model(self.student, self.tokenizer, self.output / "student",
+        path = save_model(self.student, self.tokenizer, self.output / "student",
                           metrics={"held_out": metrics} if metrics else None)
+        if self.sentence is not None:  # a sentence-transformers folder too
+            save_sentence_student(path, self.sentence, self.student, self.distiller)
+        return path
 
     def fingerprint(self) -> dict:
         """What decides this run besides the TrainConfig (a resume with other values is refused).

@@ -22,7 +22,7 @@ from ..models.loading import LABELS_FILE, hub_errors, pretrained_kwargs, quiet_t
 from .runfolder import check_recipe_run
 
 PLAN_FILE = "run_config.json"
-HEAD_SUFFIXES = ("ForSequenceClassification", "ForTokenClassification")
+HEAD_SUFFIXES = ("ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering")
 
 
 def check_teacher(teacher: str, *, allow_untrained: bool = False, finetune_hint: str = "") -> None:
@@ -178,6 +178,8 @@ def report(recipe, results: dict, *, latency_runs: int = 30, output: str | Path 
     if latency_runs:
         examples = recipe.data.splits.get("dev") or recipe.data.split("train")
         texts = [e.text if isinstance(e.text, str) else " ".join(e.text) for e in examples[:50]]
+        if recipe.task.kind == "qa":  # question and context, as a window reads them
+            texts = [f"{e.text} {e.text_pair}" for e in examples[:50]]
         for _ in range(2):  # interleaved: teacher, student, teacher, student
             for who, model, tokenizer in (("teacher", teacher, recipe.tokenizer),
                                           ("student", student, student_tokenizer)):

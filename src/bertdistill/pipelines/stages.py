@@ -40,10 +40,12 @@ from ..data.tasks import TASKS
 from ..distill.cache import check_cache_attention
 from ..distill.distiller import Distiller
 from ..distill.recipe import Recipe, load_recipe
-from ..distill.stages import Stage, parse_strategy, restrict_to_layer, strategy_stages
+from ..distill.stages import Stage, parse_strategy, restrict_to_layer, strategy_lower_lr, strategy_stages
 from ..models.loading import hub_errors, pretrained_kwargs, resolve_model, save_model
 from ..students.from_config import shape_sizes
 from ..students.layers import select_layers
+from ..training.engine import LR_SCALE_ATTR
+from ..students.mobilebert import is_mobilebert, mobilebert_sizes, shape_summary
 from .distill import DistillConfig, DistillRecipe
 from .plan import report
 from .runfolder import check_stage_run, lock_run_folder
@@ -77,6 +79,10 @@ def student_shape(config: DistillConfig, recipe: Recipe, teacher_config) -> tupl
                  "num_attention_heads": c.num_attention_heads}
         return SimpleNamespace(**sizes, num_labels=None), None
     shape = config.student_config or recipe.student.get("shape")
+    if shape and is_mobilebert(shape):
+        layers, hidden, heads = shape_summary(mobilebert_sizes(shape, teacher_config.hidden_size))
+        return SimpleNamespace(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                               num_labels=None), None
     if shape:
         sizes = shape_sizes(shape)
         hidden = int(sizes.get("hidden_size", 768))
@@ -98,7 +104,8 @@ def plan_stages(recipe: Recipe, num_student_layers: int, teacher_layers: int,
     else:
         name, inter, pred = parse_strategy(recipe.strategy, where)
         stages = strategy_stages(name, recipe.terms, num_student_layers, intermediate=inter,
-                                 prediction=pred, where=where)
+                                 prediction=pred, where=where,
+                                 lower_lr=strategy_lower_lr(recipe.strategy, where))
     planned = []
     for stage in stages:
         terms = [t for t in recipe.terms if t.name in stage.terms]
@@ -164,7 +171,11 @@ class StageRecipe(DistillRecipe):
         if self.stage.layer is not None and self.stage.layer > 1:
             embeddings, layers = encoder_parts(self.student)
             for part in [embeddings, *layers[: self.stage.layer - 1]]:
-                part.requires_grad_(False)
+                if self.stage.lower_lr > 0:  # trained at lower_lr × lr (training.engine.param_groups)
+                    for param in part.parameters():
+                        setattr(param, LR_SCALE_ATTR, self.stage.lower_lr)
+                else:
+                    part.requires_grad_(False)
 
     def finish(self) -> None:
         """Save the student as the stage ended and the learned connectors."""

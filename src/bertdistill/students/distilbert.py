@@ -17,6 +17,7 @@ encoder.layer.{kept[j]}.output.dense                   transformer.layer.{j}.ffn
 encoder.layer.{kept[j]}.output.LayerNorm               transformer.layer.{j}.output_layer_norm
 pooler.dense + classifier (sequence classification)    pre_classifier + classifier
 classifier (token classification)                      classifier
+qa_outputs (question answering)                        qa_outputs
 cls.predictions.transform.dense / .LayerNorm           vocab_transform / vocab_layer_norm
 cls.predictions.decoder (tied to word embeddings)      vocab_projector (tied to word embeddings)
 =====================================================  ==========================================
@@ -44,6 +45,7 @@ from torch import nn
 from transformers import (
     DistilBertConfig,
     DistilBertForMaskedLM,
+    DistilBertForQuestionAnswering,
     DistilBertForSequenceClassification,
     DistilBertForTokenClassification,
     DistilBertModel,
@@ -56,6 +58,7 @@ from .same_arch import build_same_arch
 DISTILBERT_CLASSES: dict[str, type[PreTrainedModel]] = {
     "sequence_classification": DistilBertForSequenceClassification,
     "token_classification": DistilBertForTokenClassification,
+    "question_answering": DistilBertForQuestionAnswering,
     "masked_lm": DistilBertForMaskedLM,
     "base": DistilBertModel,
 }
@@ -146,6 +149,8 @@ def _mapped_state(teacher: PreTrainedModel, kind: str, kept: list[int]) -> dict[
         _linear(state, "classifier", teacher.classifier)
     elif kind == "token_classification":
         _linear(state, "classifier", teacher.classifier)
+    elif kind == "question_answering":
+        _linear(state, "qa_outputs", teacher.qa_outputs)
     elif kind == "masked_lm":
         head = teacher.cls.predictions
         _linear(state, "vocab_transform", head.transform.dense)

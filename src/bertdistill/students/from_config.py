@@ -34,6 +34,8 @@ from transformers import (
     PreTrainedModel,
 )
 
+from .mobilebert import MOBILEBERT_PRESETS, head_kind, is_mobilebert, mobilebert_student
+
 # task kind (TaskSpec.kind, plus the pre-training / encoder-only ones) -> model kind
 TASK_KINDS = {
     "classification": "sequence_classification",
@@ -81,13 +83,16 @@ def shape_sizes(spec: str | Mapping[str, Any]) -> dict[str, Any]:
     name = spec.strip().lower()
     if name in SHAPE_PRESETS:
         return dict(SHAPE_PRESETS[name])
+    if name in MOBILEBERT_PRESETS:  # MobileBERT settings (students/mobilebert.py)
+        return {"model_type": "mobilebert", **MOBILEBERT_PRESETS[name]}
     layers, sep, width = name.partition("x")
     if sep and layers.isdigit() and width.isdigit() and int(layers) >= 1 and int(width) >= 1:
         hidden = int(width)
         heads = 12 if hidden % 12 == 0 else max(1, hidden // 64)
         return {"num_hidden_layers": int(layers), "hidden_size": hidden,
                 "intermediate_size": 4 * hidden, "num_attention_heads": heads}
-    raise ValueError(f"unknown student shape {spec!r}: use one of {', '.join(SHAPE_PRESETS)}, "
+    raise ValueError(f"unknown student shape {spec!r}: use one of "
+                     f"{', '.join([*SHAPE_PRESETS, *MOBILEBERT_PRESETS])}, "
                      "'<layers>x<hidden>' (e.g. '3x192') or a mapping of sizes")
 
 
@@ -125,6 +130,18 @@ def _normalise_labels(num_labels: int, id2label: Mapping[int, str] | Sequence[st
     return labels
 
 
+def _label_args(task_kind: str, num_labels: int, labels: dict[int, str] | None) -> dict[str, Any]:
+    """The label settings of a student's config (labels or their count, problem type)."""
+    args: dict[str, Any] = {"num_labels": num_labels}
+    if labels is not None:
+        args = {"id2label": labels, "label2id": {v: k for k, v in labels.items()}}
+    if task_kind == "regression":
+        args["problem_type"] = "regression"
+    elif task_kind == "classification":
+        args["problem_type"] = "single_label_classification"
+    return args
+
+
 def student_from_config(
     config_or_dict: PreTrainedConfig | Mapping[str, Any] | str,
     task_kind: str,
@@ -134,6 +151,7 @@ def student_from_config(
     tokenizer_vocab_size: int | None = None,
     id2label: Mapping[int, str] | Sequence[str] | None = None,
     attn_implementation: str | None = None,
+    teacher_hidden_size: int | None = None,
 ) -> PreTrainedModel:
     """A randomly initialised BERT or DistilBERT of the given shape for ``task_kind``.
 
@@ -141,18 +159,27 @@ def student_from_config(
     dict of sizes or a shape preset name (see the module docstring). ``task_kind``: "classification", "regression"
     (num_labels must be 1), "token_classification", "masked_lm" or "base".
     ``tokenizer_vocab_size`` overrides the vocabulary size: pass ``len(teacher_tokenizer)``
-    so the student reads the same token ids as the teacher.
+    so the student reads the same token ids as the teacher. A MobileBERT shape (a
+    ``mobilebert*`` preset or ``"model_type": "mobilebert"``) builds a MobileBERT student of
+    inter-block width ``teacher_hidden_size`` (:mod:`bertdistill.students.mobilebert`), whatever
+    ``arch`` says; ``task_kind`` may then also be ``qa``.
     """
+    mobile = not isinstance(config_or_dict, PreTrainedConfig) and is_mobilebert(config_or_dict)
     if arch not in CLASSES:
         raise ValueError(f"unknown student arch {arch!r}: use 'bert' or 'distilbert'")
-    if task_kind not in TASK_KINDS:
+    if task_kind not in TASK_KINDS and not (mobile and task_kind == "qa"):
         raise ValueError(f"unknown task kind {task_kind!r}: use one of {', '.join(TASK_KINDS)}")
-    kind = TASK_KINDS[task_kind]
     if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
         raise ValueError(f"num_labels must be a positive int, got {num_labels!r}")
     if task_kind == "regression" and num_labels != 1:
         raise ValueError(f"a regression student has one output, got num_labels={num_labels}")
     labels = _normalise_labels(num_labels, id2label)
+    label_args = _label_args(task_kind, num_labels, labels)
+    if mobile:
+        return mobilebert_student(config_or_dict, head_kind(task_kind, TASK_KINDS), label_args,
+                                  teacher_hidden_size=teacher_hidden_size, vocab_size=tokenizer_vocab_size,
+                                  attn_implementation=attn_implementation)
+    kind = TASK_KINDS[task_kind]
 
     if isinstance(config_or_dict, PreTrainedConfig):
         source = {k: v for k, v in config_or_dict.to_dict().items() if k not in _DROP}
@@ -180,14 +207,6 @@ def student_from_config(
         raise ValueError(
             f"hidden_size {hidden} is not divisible by num_attention_heads {sizes['num_attention_heads']}"
         )
-
-    label_args: dict[str, Any] = {"num_labels": num_labels}
-    if labels is not None:
-        label_args = {"id2label": labels, "label2id": {v: k for k, v in labels.items()}}
-    if task_kind == "regression":
-        label_args["problem_type"] = "regression"
-    elif task_kind == "classification":
-        label_args["problem_type"] = "single_label_classification"
 
     if arch == "bert":
         config_cls, args = BertConfig, sizes

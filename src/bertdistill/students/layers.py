@@ -178,14 +178,17 @@ def _teacher_table() -> list[tuple[type, str, str]]:
     return [
         (tf.BertForSequenceClassification, "bert", "sequence_classification"),
         (tf.BertForTokenClassification, "bert", "token_classification"),
+        (tf.BertForQuestionAnswering, "bert", "question_answering"),
         (tf.BertForMaskedLM, "bert", "masked_lm"),
         (tf.BertModel, "bert", "base"),
         (tf.RobertaForSequenceClassification, "roberta", "sequence_classification"),
         (tf.RobertaForTokenClassification, "roberta", "token_classification"),
+        (tf.RobertaForQuestionAnswering, "roberta", "question_answering"),
         (tf.RobertaForMaskedLM, "roberta", "masked_lm"),
         (tf.RobertaModel, "roberta", "base"),
         (tf.DistilBertForSequenceClassification, "distilbert", "sequence_classification"),
         (tf.DistilBertForTokenClassification, "distilbert", "token_classification"),
+        (tf.DistilBertForQuestionAnswering, "distilbert", "question_answering"),
         (tf.DistilBertForMaskedLM, "distilbert", "masked_lm"),
         (tf.DistilBertModel, "distilbert", "base"),
     ]
@@ -193,7 +196,7 @@ def _teacher_table() -> list[tuple[type, str, str]]:
 
 def teacher_kind(teacher: nn.Module) -> tuple[str, str]:
     """Return (family, kind) of a supported teacher: family "bert" | "roberta" | "distilbert",
-    kind "sequence_classification" | "token_classification" | "masked_lm" | "base".
+    kind "sequence_classification" | "token_classification" | "question_answering" | "masked_lm" | "base".
 
     Raises TypeError naming the class for anything else.
     """

@@ -124,20 +124,31 @@ OPTIMIZERS = ("fused", "foreach", "loop")
 def make_optimizer(module: torch.nn.Module, config: "TrainConfig") -> torch.optim.AdamW:
     """AdamW over ``module``'s trainable parameters (no decay on biases and layer norms)."""
     kernels = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}[config.optimizer]
-    return torch.optim.AdamW(param_groups(module, config.weight_decay), lr=config.lr, **kernels)
+    return torch.optim.AdamW(param_groups(module, config.weight_decay, config.lr), lr=config.lr, **kernels)
 
 
-def param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
+#: a parameter carrying this attribute (a float) is trained at ``lr ×`` that factor (its own
+#: param group, scheduled like the others): the lower layers of a progressive stage
+LR_SCALE_ATTR = "bertdistill_lr_scale"
+
+
+def param_groups(module: torch.nn.Module, weight_decay: float, lr: float | None = None) -> list[dict]:
     decay, no_decay = [], []
+    scaled: dict[tuple[float, bool], list] = {}
     for name, param in module.named_parameters():
         if not param.requires_grad:
             continue
         plain = param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
+        scale = getattr(param, LR_SCALE_ATTR, None)
+        if scale is not None and lr is not None:
+            scaled.setdefault((float(scale), plain), []).append(param)
+            continue
         (no_decay if plain else decay).append(param)
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
-    ]
+    ] + [{"params": params, "weight_decay": 0.0 if plain else weight_decay, "lr": lr * scale}
+         for (scale, plain), params in scaled.items()]
 
 
 class TrainLoop:

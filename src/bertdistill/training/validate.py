@@ -99,9 +99,9 @@ def check_distill_options(cfg) -> None:
     check_data_options(cfg)
     from ..data.tasks import task_kind
 
-    if task_kind(cfg.task) == "qa":
-        raise ValueError(f"--task {cfg.task}: question answering can be fine-tuned, evaluated and served "
-                         "(finetune, evaluate, predict), but not distilled yet")
+    if task_kind(cfg.task) == "qa" and cfg.student_arch == "bilstm":
+        raise ValueError(f"--student-arch bilstm reads whole sentences; --task {cfg.task} (question answering) "
+                         "needs a transformer student that scores every token (same or distilbert)")
     if cfg.student_arch is not None and cfg.student_arch not in ("same", "distilbert", "bilstm"):
         raise ValueError(f"--student-arch must be same, distilbert or bilstm, got {cfg.student_arch!r}")
     if isinstance(cfg.student_layers, int) and not isinstance(cfg.student_layers, bool):
