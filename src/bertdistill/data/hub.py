@@ -85,6 +85,13 @@ def read_hub(
         text_pair_column or (defaults[1] if spec.pair else None),
         label_column or defaults[2],
     )
+    return read_hub_splits(data, bad, wanted,
+                           lambda row, source, i, split: _example(spec, row, cols, source, i, split))
+
+
+def read_hub_splits(data: str, bad: BadRows, wanted, make_example, unit: str = "rows") -> dict[str, list[Example]]:
+    """Each split of a hub data set (the ``wanted`` ones, or all) as the Examples that
+    ``make_example(row, source, index, split)`` builds; a bad row goes to ``bad``."""
     repo = parse_hub_id(data)[0]
     splits = {}
     for hub_split, rows in load_dataset_dict(data).items():
@@ -95,15 +102,15 @@ def read_hub(
         examples = []
         for i, row in enumerate(rows):
             try:
-                examples.append(_example(spec, row, cols, source, i, split))
+                examples.append(make_example(row, source, i, split))
             except DataError as err:
                 bad.handle(err)
         if not examples:
-            raise DataError(source, None, f"the {split!r} split has no rows")
+            raise DataError(source, None, f"the {split!r} split has no {unit}")
         splits[split] = examples
-    missing = set(wanted or ()) - set(splits)
+    missing = sorted(set(wanted or ()) - set(splits))
     if missing:
-        raise DataError(data, None, f"no {sorted(missing)} split on the hub")
+        raise DataError(data, None, f"no {missing} split on the hub")
     return splits
 
 

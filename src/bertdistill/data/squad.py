@@ -193,29 +193,11 @@ def _answers(raw, context: str, path, line, who: str) -> list[Answer]:
 
 def read_squad_hub(spec: TaskSpec, data: str, bad: BadRows, wanted=None, **columns) -> dict[str, list[Example]]:
     """A hub data set with SQuAD's columns (``id``, ``context``, ``question``, ``answers``)."""
-    from .hub import SPLITS, load_dataset_dict, parse_hub_id
+    from .hub import read_hub_splits
 
     given = sorted(k for k, v in columns.items() if v is not None)
     if given:
         raise ValueError(f"task {spec.name!r} reads SQuAD's own columns; it does not take "
                          f"{', '.join('--' + g.replace('_', '-') for g in given)}")
-    repo = parse_hub_id(data)[0]
-    splits: dict[str, list[Example]] = {}
-    for hub_split, rows in load_dataset_dict(data).items():
-        split = SPLITS.get(hub_split, hub_split)
-        if wanted is not None and split not in wanted:
-            continue
-        source = f"hub:{repo}/{hub_split}"
-        examples = []
-        for i, row in enumerate(rows):
-            try:
-                examples.append(question_example(dict(row), source, i))
-            except DataError as err:
-                bad.handle(err)
-        if not examples:
-            raise DataError(source, None, f"the {split!r} split has no questions")
-        splits[split] = examples
-    missing = sorted(set(wanted or ()) - set(splits))
-    if missing:
-        raise DataError(data, None, f"no {missing} split on the hub")
-    return splits
+    return read_hub_splits(data, bad, wanted,
+                           lambda row, source, i, split: question_example(dict(row), source, i), unit="questions")

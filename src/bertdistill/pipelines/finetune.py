@@ -135,30 +135,48 @@ class FinetuneRecipe:
         best = self.output / "best"
         results = {"task": self.task.name, "model": self.config.model, "best_dir": str(best),
                    "train": {k: v for k, v in summary.items() if k != "history"},
-                   "config": jsonable(asdict(self.config))}
-        model = load_task_model(str(best), self.task)
+                   **self.run_details(), "config": jsonable(asdict(self.config))}
+        model = self.load_best(best)
         for split in [self.config.eval_split, self.config.test_split]:
             if not split or split not in self.data.splits:
                 continue
-            examples = self.data.splits[split]
-            if any(e.label is None for e in examples):
+            metrics = self.evaluate_split(model, split)
+            if metrics is None:
                 continue
-            reuse = split == self.config.eval_split and self.config.max_eval_examples is None
-            feats = self.dev_features if reuse else encode(self.task, examples, self.tokenizer, self.config.max_length)
-            metrics = evaluate_features(model, self.task, feats, self.collator, self.config.eval_batch_size)
             results[split] = metrics
             print(format_metrics(self.task, metrics, title=f"{self.task.name} {split} ({best})"))
         results["small_data"] = self.small_data
-        if self.config.eval_split in results:
-            split = self.config.eval_split
-            results["verdict"] = verdict(
-                self.task, results[split][self.task.main_metric], [e.label for e in self.data.splits[split]],
-                training_numbers(self.config.train, summary["steps"], len(self.train_features)), split=split,
-                who="model")
+        self.judge(results, summary)
         (self.output / "results.json").write_text(json.dumps(results, indent=2))
         (best / "metrics.json").write_text(json.dumps(
             {k: results[k] for k in results if k in (self.config.eval_split, self.config.test_split)}, indent=2))
         return results
+
+    # ---- the steps of run() that a task kind may change ----------------------------------
+    def run_details(self) -> dict:
+        """Extra fields of results.json (the task kind's own options)."""
+        return {}
+
+    def load_best(self, best: Path):
+        return load_task_model(str(best), self.task)
+
+    def evaluate_split(self, model, split: str) -> dict | None:
+        """The split's metrics, or None when it has no labels."""
+        examples = self.data.splits[split]
+        if any(e.label is None for e in examples):
+            return None
+        reuse = split == self.config.eval_split and self.config.max_eval_examples is None
+        feats = self.dev_features if reuse else encode(self.task, examples, self.tokenizer, self.config.max_length)
+        return evaluate_features(model, self.task, feats, self.collator, self.config.eval_batch_size)
+
+    def judge(self, results: dict, summary: dict) -> None:
+        """The verdict on the eval split: the model against the best constant answer."""
+        split = self.config.eval_split
+        if split in results:
+            results["verdict"] = verdict(
+                self.task, results[split][self.task.main_metric], [e.label for e in self.data.splits[split]],
+                training_numbers(self.config.train, summary["steps"], len(self.train_features)), split=split,
+                who="model")
 
 
 def _unwrap(module: torch.nn.Module) -> torch.nn.Module:

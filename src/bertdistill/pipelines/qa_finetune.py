@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 from dataclasses import asdict, fields
+from pathlib import Path
 
 import torch
 from accelerate.utils import set_seed
@@ -19,14 +20,13 @@ from accelerate.utils import set_seed
 from ..data import load_task
 from ..data.encode import Collator
 from ..data.qa_features import QaOptions, check_qa_tokenizer, encode_qa
-from ..metrics import format_metrics
 from ..models.inputs import model_inputs
 from ..models.loading import load_task_model, load_tokenizer
 from ..qa_evaluation import evaluate_qa_features
 from ..training.engine import TrainConfig
 from ..training.validate import check_data_options
 from ..writable import check_writable_folder
-from .common import jsonable, seeded_subset
+from .common import seeded_subset
 from .finetune import FinetuneConfig, FinetuneRecipe
 from .runfolder import claim_output
 from .small_data import small_data_training
@@ -108,31 +108,21 @@ class QaFinetuneRecipe(FinetuneRecipe):
                 "max_question_length": self.options.max_question_length,
                 "data": qa_data_hash(self.train_features)}
 
-    def run(self) -> dict:
-        """setup → train → the best checkpoint's EM / F1 on dev (and test when it has answers)."""
-        self.setup()
-        summary = self.train()
-        if not self.loop.accelerator.is_main_process:
-            return summary
-        best = self.output / "best"
-        results = {"task": self.task.name, "model": self.config.model, "best_dir": str(best),
-                   "train": {k: v for k, v in summary.items() if k != "history"},
-                   "qa_options": asdict(self.options), "config": jsonable(asdict(self.config)),
-                   "small_data": self.small_data}
-        model = load_task_model(str(best), self.task, trained_head=True)
-        for split in [self.config.eval_split, self.config.test_split]:
-            if not split or split not in self.data.splits:
-                continue
-            if split == self.config.eval_split:
-                examples, features = self.dev_examples, self.dev_features
-            else:
-                examples = self.data.splits[split]
-                features = encode_qa(examples, self.tokenizer, self.options, desc=f"{split} windows")
-            metrics = evaluate_qa_features(model, examples, features, self.collator, self.options,
-                                           self.config.eval_batch_size)
-            results[split] = metrics
-            print(format_metrics(self.task, metrics, title=f"{self.task.name} {split} ({best})"))
-        (self.output / "results.json").write_text(json.dumps(results, indent=2))
-        (best / "metrics.json").write_text(json.dumps(
-            {k: results[k] for k in results if k in (self.config.eval_split, self.config.test_split)}, indent=2))
-        return results
+    def run_details(self) -> dict:
+        return {"qa_options": asdict(self.options)}
+
+    def load_best(self, best: Path):
+        return load_task_model(str(best), self.task, trained_head=True)
+
+    def evaluate_split(self, model, split: str) -> dict:
+        """The best checkpoint's EM / F1 over the split's questions (every window of each)."""
+        if split == self.config.eval_split:
+            examples, features = self.dev_examples, self.dev_features
+        else:
+            examples = self.data.splits[split]
+            features = encode_qa(examples, self.tokenizer, self.options, desc=f"{split} windows")
+        return evaluate_qa_features(model, examples, features, self.collator, self.options,
+                                    self.config.eval_batch_size)
+
+    def judge(self, results: dict, summary: dict) -> None:
+        """No constant-answer verdict: a span task has no majority class."""
