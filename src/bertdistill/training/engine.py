@@ -9,6 +9,7 @@ progress bar and a JSONL log. A recipe hands it a module to train and a ``loss_s
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import math
@@ -103,6 +104,17 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
             log.warning(EMULATED_BF16)
     return Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available(),
                        log_with=trackers or None, project_dir="trackers" if trackers else None)
+
+
+def close_process_group() -> None:
+    """At exit after a finished training run under several processes: wait until every rank is
+    done (the main process evaluates and writes results after the others have finished), then
+    close the process group. A rank that exits while the group's threads still talk to the
+    others is aborted by the C++ runtime. Registered only once training has ended, so a rank that
+    fails during training still exits at once (torchrun then stops the others)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 #: said before any work when bf16 is asked for on a CPU whose bf16 products are emulated
@@ -402,6 +414,8 @@ class TrainLoop:
         self._save()
         if cfg.log_with:
             acc.end_training()
+        if acc.num_processes > 1:
+            atexit.register(close_process_group)
         elapsed = time.perf_counter() - started
         return {
             "steps": self.state.step,
