@@ -18,7 +18,8 @@ from bertdistill.extras import install_hint
 ROOT = Path(__file__).resolve().parents[1]
 # the files of the product this test holds to the no-history rule
 GUIDE_FILES = [ROOT / "README.md", ROOT / "mkdocs.yml", *sorted((ROOT / "docs").rglob("*.md")),
-               *sorted((ROOT / "docs").rglob("*.py"))]
+               *sorted((ROOT / "docs").rglob("*.py")), *sorted((ROOT / "src").rglob("*.py")),
+               *sorted((ROOT / "src").rglob("*.yaml"))]
 # an issue number, a work session ("session of ...", "this session"), a date of the work log
 HISTORY = re.compile(r"\bissues?\s*#?\d+|\bsessions?\s+(of|on)\b|\b(this|that|earlier|later|previous|each|one)"
                      r"\s+sessions?\b|\b20\d\d-[01]\d\b", re.I)
