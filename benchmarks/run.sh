@@ -7,7 +7,8 @@
 #
 # Variables: SEED (default 42), TAG (names a variant in the JSON file names, default "default"),
 # EXTRA (flags appended to the benchmark's main command, e.g. EXTRA="--mixed-precision bf16"),
-# RUNS (textbrewer: which runs), BERTDISTILL_DATA (default ../shared/data), BENCH_RUNS (models
+# RUNS (textbrewer: which runs), SEEDS (the multi-seed benchmarks), VARIANTS (squad-student: kd labels),
+# BERTDISTILL_DATA (default ../shared/data), BENCH_RUNS (models
 # and run folders, outside git; default runs/bench). Each kept JSON gets a NAME.machine.json
 # beside it: CPU model and flags, threads, date, wall time and the commands.
 # Timings: run on an otherwise idle machine, one benchmark at a time (2 cores oversubscribe easily).
@@ -30,6 +31,9 @@ bilstm           Tang's BiLSTM student on all of SST-2, with and without teacher
 general          general distillation on WikiText-2, then SST-2 task distillation from it, copied layers, random
 embedding        3-layer sentence-embedding student of minilm-l6 on WikiText-2; STS-B and SQuAD-dev retrieval of both
 conll            CoNLL-2003 NER teacher and its 3-layer token-level student
+squad-teacher    MiniLM-L6 fine-tuned on the SQuAD train subset (2 epochs): official dev exact match and F1
+squad-student    3-layer DistilBERT-style SQuAD students, distilled and on the labels alone, 2 seeds (SEEDS, VARIANTS)
+squad-speed      SQuAD student in ONNX int8: dev EM/F1, span parity; batch-1 latency at 384 against the teacher
 peak-flops       the cached-teacher distillation step against the CPU's measured fp32 / bf16 matmul peaks
 corpus           corpus preparation: tokens/s and peak memory from 50 MB to 1 GB of token ids; masker speed
 augment          throughput of every augmentation family on the same 1,000 SST-2 phrases
@@ -198,6 +202,31 @@ bench() {  # bench NAME: the benchmark's commands
       --recipe ner_kd --student-layers every_other --output "$B/conll-student" --epochs 2 --batch-size 32 \
       --lr 1e-4 --max-length 128 --cache-dir "$B/cache" $EXTRA
     keep "$B/conll-student/results.json" student ;;
+  squad-teacher)
+    run bertdistill finetune --task squad --data "$D/squad" --model minilm-l6 --output "$B/squad/teacher" \
+      --epochs 2 --batch-size 32 --lr 1e-4 $EXTRA
+    keep "$B/squad/teacher/results.json" teacher ;;
+  squad-student)
+    local s variant recipe out
+    for s in ${SEEDS:-42 7}; do
+      for variant in ${VARIANTS:-kd labels}; do
+        recipe=squad_distilbert
+        [ "$variant" = labels ] && recipe=benchmarks/recipes/squad_labels.yaml
+        out=$B/squad/student-$variant-s$s
+        run bertdistill distill --teacher "$B/squad/teacher/best" --task squad --data "$D/squad" --recipe "$recipe" \
+          --lr 1e-4 --cache-dir "$B/cache" --seed "$s" --output "$out" $EXTRA
+        keep "$out/results.json" "$variant-s$s"
+      done
+    done
+    run python benchmarks/squad_windows.py --tokenizer "$B/squad/teacher/best" --data "$D/squad" \
+      --out "$R/squad-student/windows.json" ;;
+  squad-speed)
+    local student=$B/squad/student-kd-s${SEED}/student
+    run bertdistill export "$student" --format onnx-int8 --data "$D/squad" --output "$B/squad/student-onnx-int8"
+    keep "$B/squad/student-onnx-int8/export.json" student-onnx-int8
+    run bertdistill benchmark "$B/squad/teacher/best" "$student" "$B/squad/student-onnx-int8" --formats pytorch-fp32 \
+      --lengths 384 --threads 2 --names teacher,student,student-int8 --output "$B/squad/bench.json"
+    keep "$B/squad/bench.json" bench ;;
   peak-flops)
     local out=$B/peak-flops-$TAG
     run python benchmarks/peak_flops.py --teacher "$(teacher)" --threads 2 --cache --steps 30 --out "$out" $EXTRA

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 SECTIONS = ["How to read this file", "Demo: Rotten Tomatoes", "SST-2: teacher and DistilBERT-style student",
             "SST-2: export and speed", "SST-2: against TextBrewer", "SST-2: TinyBERT, PKD and layer-wise strategies",
-            "SST-2: BiLSTM students", "General distillation", "CoNLL-2003 NER", "Performance options", "Reliability"]
+            "SST-2: BiLSTM students", "General distillation", "CoNLL-2003 NER", "SQuAD v1.1: extractive question answering",
+            "Performance options", "Reliability"]
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="the suite's entry point is a bash script")
 

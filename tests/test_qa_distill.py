@@ -76,3 +76,20 @@ def test_bad_qa_distillations_are_refused_in_one_line(distilled, tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and message in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_distilled_student_exports_to_int8_with_the_run_windows(distilled, tmp_path, capsys):
+    """The DistilBERT student (no token types) exports from its run folder alone: the run's data
+    for parity and scores, the run's windows (results.json) carried into the export."""
+    data, _, out, result = distilled
+    assert main(["export", str(out / "student"), "--format", "onnx-int8", "--output", str(tmp_path / "s8")]) == 0
+    assert f"the run's data {data}" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "s8" / "export.json").read_text())
+    assert manifest["inputs"] == ["input_ids", "attention_mask"] and manifest["model_type"] == "distilbert"
+    assert manifest["qa_options"] == {"max_length": MAX_LENGTH, **QA_OPTIONS, "n_best": 20, "max_answer_length": 30}
+    recorded = json.loads((out / "results.json").read_text())["config"]["qa_options"]
+    assert recorded == {**QA_OPTIONS, "n_best": 20, "max_answer_length": 30}  # every option the run used
+    assert manifest["parity"]["ok"] and manifest["parity"]["inputs"] == "squad dev"
+    scores = manifest["evaluation"]["metrics"]
+    assert scores["pytorch"]["exact_match"] == pytest.approx(result["dev"]["student"]["exact_match"])
+    assert abs(scores["onnx-int8"]["f1"] - scores["pytorch"]["f1"]) <= 0.1

@@ -455,8 +455,10 @@ def general_distill(teacher: str, corpus: str, output: str = "runs/general", *, 
     a folder written by ``bertdistill corpus prepare`` with its tokenizer. Defaults for the
     student, the loss terms and training come from the YAML ``recipe`` (``general_distilbert``,
     ``general_tinybert``, or ``general_minilm``: MiniLMv2 relations from any encoder, no
-    masked-LM head, a plain encoder student); ``train`` (a dict: only its keys override the recipe's training
-    section; a TrainConfig: every field), ``temperature`` and ``weights`` override them.
+    masked-LM head, a plain encoder student; ``general_mobilebert``: progressive knowledge
+    transfer into a MobileBERT student, one stage per layer, ``pipelines.general_stages``);
+    ``train`` (a dict: only its keys override the recipe's training section; a TrainConfig:
+    every field), ``temperature`` and ``weights`` override them.
     RoBERTa teachers need ``student_arch="same"``. Returns the results dict (``student_dir``,
     ``held_out`` scores of teacher and student when ``eval_corpus`` is given).
 
@@ -467,7 +469,9 @@ def general_distill(teacher: str, corpus: str, output: str = "runs/general", *, 
                                              eval_corpus="runs/corpus/test", train={"max_steps": 1000})
         print(result["student_dir"], result["held_out"]["student"]["mlm_accuracy"])
     """
+    from .distill.recipe import load_recipe
     from .pipelines.general_distill import GeneralDistillConfig, GeneralDistillRecipe
+    from .pipelines.stages import is_staged
 
     config = GeneralDistillConfig(
         teacher=teacher, corpus=corpus, output=output, recipe=recipe, eval_corpus=eval_corpus, tokenizer=tokenizer,
@@ -476,4 +480,8 @@ def general_distill(teacher: str, corpus: str, output: str = "runs/general", *, 
         whole_word=whole_word, max_eval_sequences=max_eval_sequences, eval_batch_size=eval_batch_size,
         eval_seed=eval_seed, init_only=init_only, train=train_options(train), **options)
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
+        if not init_only and is_staged(load_recipe(recipe)):  # e.g. general_mobilebert: one stage per layer
+            from .pipelines.general_stages import run_general_staged
+
+            return run_general_staged(config)
         return GeneralDistillRecipe(config).run()

@@ -19,11 +19,15 @@ def qa_logits(model, features: Sequence[dict], collator, batch_size: int = 64, d
               desc: str = "QA evaluate") -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Start and end logits of every feature (one array per feature, its own length), in order.
 
-    Features run longest first to cut padding; the model keeps its train/eval mode.
+    Features run longest first to cut padding; the model keeps its train/eval mode. ``model`` is
+    any module called like a Hugging Face QA model (``.start_logits`` / ``.end_logits``): a PyTorch
+    model, or an exported ONNX folder's ``export.runtime.OnnxModel`` (no parameters: run on the CPU).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    device = device if device is not None else next(model.parameters()).device
+    if device is None:
+        first = next(model.parameters(), None)
+        device = first.device if first is not None else torch.device("cpu")
     accepted = forward_arguments(model)
     order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
     starts: list = [None] * len(features)

@@ -1,4 +1,9 @@
-"""Extractive QA with a saved model: scores on a split, and answers to questions about contexts."""
+"""Extractive QA with a saved model: scores on a split, and answers to questions about contexts.
+
+The model is a saved PyTorch folder or a folder written by ``bertdistill export`` (an ONNX
+Runtime session giving the same start / end logits, ``export.runtime.load_for_inference``);
+both go through the same windows and span decoding. An exported folder's window options (its
+``export.json``) are the defaults, under the options given."""
 
 from __future__ import annotations
 
@@ -12,13 +17,18 @@ from .data.errors import DataError
 from .data.examples import Example
 from .data.qa_features import QaOptions, check_qa_tokenizer, encode_qa
 from .metrics import format_metrics
-from .models.loading import check_length_fits, hub_options, load_task_model, load_tokenizer, task_from_labels
+from .export.qa import exported_qa_options
+from .export.runtime import load_for_inference
+from .models.loading import check_length_fits, hub_options, load_tokenizer, task_from_labels
 from .qa_evaluation import evaluate_qa, predict_answers
 
 
-def checked_options(max_length: int | None, given: dict | None) -> QaOptions:
-    """QaOptions from ``max_length`` (None: 384) and the other fields given, checked."""
-    options = QaOptions(**{"max_length": max_length or QaOptions.max_length, **(given or {})})
+def checked_options(max_length: int | None, given: dict | None, saved: dict | None = None) -> QaOptions:
+    """QaOptions from ``max_length`` and the other fields given over ``saved`` (an exported
+    folder's) over the defaults (384-token windows), checked."""
+    saved = saved or {}
+    length = max_length or saved.get("max_length") or QaOptions.max_length
+    options = QaOptions(**{**saved, "max_length": length, **(given or {})})
     options.check()
     return options
 
@@ -38,14 +48,14 @@ def evaluate_saved_qa(model: str, task: str, data=None, *, split: str = "dev", b
                       revision: str | None = None, trust_remote_code: bool = False,
                       data_options: dict | None = None) -> dict:
     """EM / F1 of a saved QA model on one split of ``task``; prints the table and returns the metrics."""
-    options = checked_options(max_length, qa_options)
+    options = checked_options(max_length, qa_options, exported_qa_options(model))
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
         options = _fitted(model, options)
         task_data = load_task(task, data, skip_bad_rows=skip_bad_rows, **(data_options or {}))
         examples = task_data.split(split)
         tokenizer = load_tokenizer(model)
         check_qa_tokenizer(tokenizer, options)
-        net = load_task_model(model, task_data.task, trained_head=True)
+        net = load_for_inference(model, task_data.task)  # a saved PyTorch model or an exported ONNX folder
         metrics = evaluate_qa(net, tokenizer, examples, options, batch_size)
     print(format_metrics(task_data.task, metrics, title=f"{task_data.task.name} {split} ({model})"))
     return metrics
@@ -63,10 +73,10 @@ def answer_questions(model: str, questions: Sequence[str], contexts: Sequence[st
         for what, text in (("question", question), ("context", context)):
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"question {n}: empty {what}")
-    options = _fitted(model, checked_options(max_length, qa_options))
+    options = _fitted(model, checked_options(max_length, qa_options, exported_qa_options(model)))
     tokenizer = load_tokenizer(model)
     check_qa_tokenizer(tokenizer, options)
-    net = load_task_model(model, _qa_task(model), trained_head=True)
+    net = load_for_inference(model, _qa_task(model))  # a saved PyTorch model or an exported ONNX folder
     examples = [Example(q, c, None, "", str(i)) for i, (q, c) in enumerate(zip(questions, contexts))]
     features = encode_qa(examples, tokenizer, options, desc="windows")
     answers = predict_answers(net, examples, features, Collator(tokenizer.pad_token_id), options, batch_size)

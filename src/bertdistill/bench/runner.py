@@ -10,6 +10,10 @@ Formats: ``pytorch-fp32``, ``pytorch-bf16`` (where the CPU or GPU has bf16), ``o
 ``onnx-int8`` (ONNX Runtime; a PyTorch folder is exported on first use into the sibling folder
 ``bertdistill export`` writes by default, or into ``exports_dir`` when given, then reused; the
 folders used are recorded per model under ``exports``).
+
+An extractive-QA model reads a question and a context: its inputs are pair-shaped
+(``[CLS] question [SEP] context [SEP]``, token types 0 then 1), cut to each length in the
+context, as its windows are.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from .latency import folder_bytes
 from .machine import cpu_has_bf16
 
 FORMATS = ("pytorch-fp32", "pytorch-bf16", "onnx-fp32", "onnx-int8")
+#: the default lengths of a question-answering model: its 384-token windows and shorter ones
+QA_LENGTHS = (128, 256, 384)
 EXPORT_FORMAT = {"onnx-fp32": "onnx", "onnx-int8": "onnx-int8"}
 # a long, ordinary English paragraph: tokenised and cut to each benchmark length
 TEXT = (
@@ -54,13 +60,20 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo))
 
 
-def token_inputs(tokenizer, length: int, batch: int) -> dict[str, np.ndarray]:
-    """``batch`` identical rows of exactly ``length`` real tokens ([CLS] text ... [SEP]), int64.
+QUESTION = "what did the retired teacher find on a quiet morning in the small coastal town ?"
+
+
+def token_inputs(tokenizer, length: int, batch: int, *, pair: bool = False) -> dict[str, np.ndarray]:
+    """``batch`` identical rows of exactly ``length`` real tokens ([CLS] text ... [SEP]), int64;
+    ``pair``: a question and the paragraph as its context ([CLS] question [SEP] context [SEP]).
 
     The paragraph is repeated as often as ``length`` needs (the model's position embeddings,
     checked before, are the limit)."""
     text = TEXT * (1 + length // 400)
-    enc = tokenizer(text, truncation=True, max_length=length, return_tensors="np")
+    if pair:
+        enc = tokenizer(QUESTION, text, truncation="only_second", max_length=length, return_tensors="np")
+    else:
+        enc = tokenizer(text, truncation=True, max_length=length, return_tensors="np")
     if enc["input_ids"].shape[1] != length:
         raise ValueError(f"--lengths {length}: this tokenizer makes only {enc['input_ids'].shape[1]} tokens of the "
                          "benchmark text; use shorter --lengths")
@@ -102,7 +115,7 @@ class Candidate:
 def _torch_call(model, device: str) -> Callable:
     def call(inputs: dict):
         with torch.inference_mode():
-            out = model(**inputs).logits
+            out = model(**inputs)  # logits, or a QA model's start and end logits
         if device == "cuda":
             torch.cuda.synchronize()
         return out
@@ -183,12 +196,14 @@ def load_candidates(model_dir: str, name: str, formats: Sequence[str], devices: 
         exported = {own: str(model_dir)}
     else:
         source, exported = resolve_model(model_dir), {}
+    from ..qa_prediction import is_qa_model
+
     family = family_of(source)
     tokenizer = family.tokenizer(source)
     model = family.load(source).eval()
     total, no_emb = parameter_counts(model)
     info = {"dir": str(model_dir), "model_type": model.config.model_type, "params": total,
-            "params_without_embeddings": no_emb, "inputs": list(family.inputs)}
+            "params_without_embeddings": no_emb, "inputs": list(family.inputs), "qa": is_qa_model(source)}
     candidates = []
     for device in devices:
         for fmt in formats_available(formats, device):
@@ -277,7 +292,7 @@ def run_benchmark(model_dirs: Sequence[str], *, formats: Sequence[str] = FORMATS
         tokenizer = info.pop("tokenizer")
         for length in lengths:
             for batch in (1, throughput_batch):
-                arrays = token_inputs(tokenizer, length, batch)
+                arrays = token_inputs(tokenizer, length, batch, pair=info["qa"])
                 for cand in cands:
                     cand.inputs[(length, batch)] = cand.prepare(arrays)
         models[name] = info | {"sizes": {f"{c.fmt} {c.device}": c.bytes for c in cands}}

@@ -9,6 +9,7 @@ from .options import add_data_args
 
 
 DEFAULT_LENGTHS = "16,64,128"
+QA_LENGTHS = "128,256,384"  # bench.runner.QA_LENGTHS: the default when a model answers questions
 
 
 def int_list(value: str, flag: str) -> list[int]:
@@ -27,8 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "way are parity-checked on the dev split of --data (read with the data "
                                           "flags; --task defaults to the model's own task).")
     p.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR", help="saved or exported model folders")
-    p.add_argument("--lengths", default=DEFAULT_LENGTHS,
-                   help="sequence lengths (comma-separated; by default those a model's positions allow)")
+    p.add_argument("--lengths", default=None,
+                   help=f"sequence lengths (comma-separated; default {DEFAULT_LENGTHS}, {QA_LENGTHS} when a model "
+                        "answers questions, less those a model's positions do not allow)")
     p.add_argument("--runs", type=int, default=200, help="timed batch-1 runs per length (at least 200 for p99)")
     p.add_argument("--warmup", type=int, default=10, help="untimed warm-up runs before timing (default: 10)")
     p.add_argument("--batch", type=int, default=32, help="batch size of the throughput measurement")
@@ -44,6 +46,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+def qa_source(model_dir: str) -> bool:
+    """Whether ``model_dir`` (a saved or exported folder) answers questions; False for a folder
+    that is not there (the checks below name it)."""
+    from pathlib import Path
+
+    from ..qa_prediction import is_qa_model
+
+    return Path(str(model_dir)).expanduser().is_dir() and is_qa_model(model_dir)
+
+
 def run(args: argparse.Namespace) -> dict:
     import json
     from pathlib import Path
@@ -55,7 +67,12 @@ def run(args: argparse.Namespace) -> dict:
     from ..models.loading import resolve_model
     from ..writable import check_writable_file
 
-    lengths = int_list(args.lengths, "--lengths")
+    default_lengths = args.lengths is None
+    qa = default_lengths and any(qa_source(d) for d in args.model_dirs)
+    if qa:
+        print(f"bertdistill: question-answering model: timed at lengths {QA_LENGTHS} (--lengths sets others)")
+    chosen = (QA_LENGTHS if qa else DEFAULT_LENGTHS) if default_lengths else args.lengths
+    lengths = int_list(chosen, "--lengths")
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
@@ -72,7 +89,7 @@ def run(args: argparse.Namespace) -> dict:
         source = resolve_model(model_dir)  # damaged config.json / weights named here
         family_of(read_manifest(model_dir)["source"] if is_exported(model_dir) else source)
         limit = model_positions(source)
-        if args.lengths == DEFAULT_LENGTHS and limit is not None and max(lengths) > limit:
+        if default_lengths and limit is not None and max(lengths) > limit:
             print(f"bertdistill: lengths above {limit} not timed: {model_dir} has {limit} positions")
             lengths = [n for n in lengths if n <= limit] or [limit]
         check_max_length(source, max(lengths), "--lengths", name=model_dir)

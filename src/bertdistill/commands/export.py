@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .options import add_data_args, data_options
+from .qa_options import add_qa_args, qa_overrides
 
 DEFAULT_VALIDATION_SPLIT = 0.1  # --validation-split's default: a run's own value wins over it
 
@@ -29,11 +30,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
     p.add_argument("--exporter", default="torchscript",
                    help="torchscript (default; its graph gets fused attention) or dynamo")
-    add_data_args(p)  # the dev split of --data feeds the parity check and the dev evaluation
-    p.add_argument("--parity-examples", type=int, default=256, help="dev examples compared logit by logit")
-    p.add_argument("--max-logit-diff", type=float, default=None, help="parity bound (default: 1e-3 fp32, 1.0 int8)")
+    # the dev split of --data feeds the parity check and the dev evaluation
+    add_data_args(p, max_length=None, max_length_default="128; a question-answering model: the windows it was "
+                                                          "trained with, else 384")
+    p.add_argument("--parity-examples", type=int, default=256,
+                   help="dev examples (questions, for question answering) compared with PyTorch")
+    p.add_argument("--max-logit-diff", type=float, default=None,
+                   help="parity bound (default: 1e-3 fp32, 1.0 int8; question answering 1e-3 fp32, 2.0 int8)")
     p.add_argument("--min-agreement", type=float, default=None,
-                   help="parity bound on label agreement (default: 0.99 fp32, 0.95 int8)")
+                   help="parity bound on label agreement, or for question answering on the share of questions "
+                        "with the same answer span (default: 0.99 fp32, 0.95 int8; question answering 0.99 fp32, "
+                        "0.90 int8)")
+    add_qa_args(p)  # a QA model's windows: the run's unless given
     p.add_argument("--no-eval", action="store_true", help="skip the dev-set evaluation of both models")
     p.set_defaults(handler=run)
 
@@ -51,13 +59,14 @@ def run(args: argparse.Namespace) -> dict:
                         data=data, max_length=max_length, parity_examples=args.parity_examples,
                         max_logit_diff=args.max_logit_diff, min_agreement=args.min_agreement,
                         evaluate=not args.no_eval, task=task, data_options=options,
-                        int8_embeddings=args.int8_embeddings)
+                        int8_embeddings=args.int8_embeddings, qa_options=qa_overrides(args))
 
 
 def check_export_source(model_dir: str, max_length: int | None) -> int | None:
     """What export cannot do with ``model_dir``, said before any work: a damaged folder (named by
     ``resolve_model``), a BiLSTM student (no ONNX export yet), a --max-length beyond its positions.
-    Returns the --max-length to use (the default cut to a shorter model's positions)."""
+    Returns the --max-length to use: None for a question-answering model without one (its
+    windows decide), else the default 128 cut to a shorter model's positions."""
     from ..export.runtime import is_exported
     from ..export.package import refuse_bilstm
     from ..models.checks import check_max_length
@@ -65,8 +74,12 @@ def check_export_source(model_dir: str, max_length: int | None) -> int | None:
 
     if is_exported(model_dir):
         return max_length  # export_model says where the exported folder came from
+    from ..qa_prediction import is_qa_model
+
     source = resolve_model(model_dir)
     refuse_bilstm(model_dir, source)
+    if max_length is None and not is_qa_model(source):
+        max_length = 128
     return check_max_length(source, max_length, "--max-length", name=model_dir)
 
 

@@ -76,7 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "any encoder for general_minilm, a sentence-transformers folder for general_embedding")
     p.add_argument("--output", required=True, type=output_dir, help="run folder; the student is saved to OUTPUT/student")
     p.add_argument("--recipe", default="general_distilbert",
-                   help="general_distilbert, general_tinybert, general_minilm, general_embedding or a YAML path")
+                   help="general_distilbert, general_tinybert, general_minilm, general_embedding, "
+                        "general_mobilebert (one stage per student layer) or a YAML path")
     p.add_argument("--tokenizer", default=None, help="default: the teacher's")
     p.add_argument("--student-arch", choices=["same", "distilbert"], default=None,
                    help="DistilBertForMaskedLM (default) or the teacher's own class")

@@ -10,7 +10,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finetune / distill --output folders")
     p.add_argument("--output", default="report", help="folder for report.md, report.json and the PNGs")
     p.add_argument("--benchmark", default=None, help="use this `bertdistill benchmark --output` JSON instead of measuring")
-    p.add_argument("--lengths", default="16,64,128", help="sequence lengths to time (comma-separated)")
+    p.add_argument("--lengths", default=None, help="sequence lengths to time (comma-separated; default 16,64,128, "
+                                                   "for question answering 128,256,384)")
     p.add_argument("--runs", type=int, default=200, help="timed batch-1 runs per length (default: 200)")
     p.add_argument("--warmup", type=int, default=10, help="untimed warm-up runs (default: 10)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: torch's setting)")
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError(f"--formats: choose from {', '.join(FORMATS)}, got {args.formats!r}")
     if args.runs < 1:
         raise ValueError(f"--runs must be positive, got {args.runs}")
-    return build_report(args.run_dirs, args.output, benchmark=args.benchmark, lengths=int_list(args.lengths, "--lengths"),
+    return build_report(args.run_dirs, args.output, benchmark=args.benchmark,
+                        lengths=int_list(args.lengths, "--lengths") if args.lengths is not None else None,
                         runs=args.runs, warmup=args.warmup, formats=formats, plot_length=args.plot_length,
                         threads=args.threads, model_cards=not args.no_model_cards, exports_dir=args.exports_dir)

@@ -16,7 +16,9 @@ or name a ``strategy`` that derives the stages from its terms:
                                  (MobileBERT's progressive knowledge transfer). With
                                  ``lower_lr: f`` (0 < f <= 1) the layers below are not frozen
                                  but trained at f × the stage's learning rate (the paper's
-                                 softened schedule); ``lower_lr: 0`` (the default) freezes them
+                                 softened schedule); ``lower_lr: 0`` (the default) freezes them.
+                                 In general distillation a recipe without prediction terms
+                                 (no masked-LM head) ends with the last layer stage
 
 YAML::
 
@@ -157,11 +159,14 @@ def strategy_lower_lr(raw: Any, where: str) -> float:
 
 def strategy_stages(strategy: str, terms: list[Term], num_student_layers: int | None = None, *,
                     intermediate: dict | None = None, prediction: dict | None = None,
-                    where: str = "recipe", lower_lr: float = 0.0) -> list[Stage]:
+                    where: str = "recipe", lower_lr: float = 0.0,
+                    require_prediction: bool = True) -> list[Stage]:
     """The stages a strategy makes of ``terms`` (named; weight-0 terms are left out).
 
     ``progressive`` needs the student's layer count. A strategy other than ``all_at_once``
-    on a recipe without intermediate (or without prediction) terms is refused.
+    on a recipe without intermediate (or without prediction) terms is refused; with
+    ``require_prediction=False`` (general distillation from an encoder without a masked-LM
+    head) a recipe without prediction terms ends with its last intermediate stage.
     """
     live = [t for t in terms if t.weight]
     inter = [t.name for t in live if not is_prediction(t)]
@@ -170,20 +175,20 @@ def strategy_stages(strategy: str, terms: list[Term], num_student_layers: int | 
         return [Stage(name="all", terms=[t.name for t in live], transfer=bool(inter))]
     if strategy not in STRATEGIES:
         raise ValueError(f"{where}: unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
-    if not inter or not pred:
+    if not inter or (not pred and require_prediction):
         raise ValueError(f"{where}: strategy {strategy!r} needs intermediate terms (on hidden "
                          "states, attention, [CLS] or embeddings) and prediction terms (on logits); "
                          f"the recipe has intermediate: {', '.join(inter) or 'none'}, prediction: "
                          f"{', '.join(pred) or 'none'}")
-    last = Stage(name="prediction", terms=pred, training=dict(prediction or {}))
+    last = [Stage(name="prediction", terms=pred, training=dict(prediction or {}))] if pred else []
     if strategy == "intermediate_then_prediction":
         return [Stage(name="intermediate", terms=inter, training=dict(intermediate or {}),
-                      transfer=True), dataclasses.replace(last, transfer=True)]
+                      transfer=True)] + [dataclasses.replace(s, transfer=True) for s in last]
     if not num_student_layers or num_student_layers < 1:
         raise ValueError(f"{where}: strategy 'progressive' needs the student's layer count")
     layers = [Stage(name=f"layer{i}", terms=inter, training=dict(intermediate or {}),
                     transfer=True, layer=i, lower_lr=lower_lr) for i in range(1, num_student_layers + 1)]
-    return layers + [last]
+    return layers + last
 
 
 def pair_student_layer(term: Term, pair: tuple[int, int]) -> int:

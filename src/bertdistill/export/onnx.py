@@ -42,6 +42,18 @@ class _LogitsOnly(torch.nn.Module):
         return self.model(**dict(zip(self.inputs, tensors))).logits
 
 
+class _SpanLogits(_LogitsOnly):
+    """Named tensor inputs in, the start and end logits of extractive QA out."""
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(**dict(zip(self.inputs, tensors)))
+        return out.start_logits, out.end_logits
+
+
+#: the output names of a QA graph (both [batch, sequence])
+SPAN_OUTPUTS = ("start_logits", "end_logits")
+
+
 def _sample_inputs(model, inputs: tuple[str, ...], batch: int = 2, length: int = 8) -> tuple[torch.Tensor, ...]:
     gen = torch.Generator().manual_seed(0)
     vocab = int(model.config.vocab_size)
@@ -55,29 +67,32 @@ def _sample_inputs(model, inputs: tuple[str, ...], batch: int = 2, length: int =
 
 
 def export_onnx(model: torch.nn.Module, family: Family, path: str | Path, *, opset: int = DEFAULT_OPSET,
-                exporter: str = "torchscript", token_level: bool = False) -> Path:
+                exporter: str = "torchscript", token_level: bool = False, spans: bool = False) -> Path:
     """Write ``model`` (a HF task model in eval mode) as ONNX with dynamic batch/sequence axes.
 
     Inputs are ``family.inputs`` (int64, shape [batch, sequence]); the output is ``logits``
-    ([batch, labels], or [batch, sequence, labels] when ``token_level``).
+    ([batch, labels], or [batch, sequence, labels] when ``token_level``), or for an extractive
+    QA model (``spans``) ``start_logits`` and ``end_logits`` ([batch, sequence] each).
     """
     if exporter not in EXPORTERS:
         raise ValueError(f"--exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
     path = Path(path)
-    wrapper = _LogitsOnly(model.eval(), family.inputs).eval()
+    wrapper = (_SpanLogits if spans else _LogitsOnly)(model.eval(), family.inputs).eval()
     args = _sample_inputs(model, family.inputs)
     names = list(family.inputs)
+    outputs = list(SPAN_OUTPUTS) if spans else ["logits"]
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer notes about Python control flow on shapes
         if exporter == "torchscript":
-            axes = {name: {0: "batch", 1: "sequence"} for name in names}
-            axes["logits"] = {0: "batch", 1: "sequence"} if token_level else {0: "batch"}
-            torch.onnx.export(wrapper, args, str(path), dynamo=False, input_names=names, output_names=["logits"],
+            axes = {name: {0: "batch", 1: "sequence"} for name in names + outputs}
+            if not (spans or token_level):
+                axes["logits"] = {0: "batch"}
+            torch.onnx.export(wrapper, args, str(path), dynamo=False, input_names=names, output_names=outputs,
                               dynamic_axes=axes, opset_version=opset, do_constant_folding=True)
         else:
             batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
             shapes = tuple({0: batch, 1: sequence} for _ in names)
-            program = torch.onnx.export(wrapper, args, dynamo=True, input_names=names, output_names=["logits"],
+            program = torch.onnx.export(wrapper, args, dynamo=True, input_names=names, output_names=outputs,
                                         dynamic_shapes=(shapes,), opset_version=opset)
             program.save(str(path), external_data=False)
     return path

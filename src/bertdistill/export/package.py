@@ -25,12 +25,14 @@ from ..data.errors import DataError
 from ..data.examples import Example
 from ..data.tasks import GENERIC, infer_task
 from ..evaluation import evaluate_features
-from ..models.loading import LABELS_FILE, load_labels, load_tokenizer, replace_dir, resolve_model, size_on_disk, task_from_labels
+from ..models.loading import LABELS_FILE, load_tokenizer, replace_dir, resolve_model, size_on_disk, task_from_labels
 from ..partials import partial_path, remove_stale_partials
+from ..qa_evaluation import evaluate_qa_features
 from ..runlock import lock_file
 from .families import family_of
 from .onnx import DEFAULT_OPSET, EXPORTERS, export_onnx, fusion_counts, optimize_transformer
-from .parity import check_parity, compare
+from .parity import check_parity, compare, compare_spans
+from .qa import QA_BOUNDS, export_qa_options, parity_subset, qa_manifest, qa_parity_inputs
 from .quantize import quantize_int8, quantized_op_types, require_quantizer
 from .runtime import MANIFEST, ONNX_FILE, OnnxModel, is_exported, read_manifest
 
@@ -98,9 +100,6 @@ def validate_export(model_dir: str, fmt: str, output: str | os.PathLike | None, 
             f"{model_dir} has no {LABELS_FILE}: export needs a task model saved by `bertdistill finetune` "
             "or `bertdistill distill`"
         )
-    if load_labels(source).get("kind") == "qa":
-        raise ValueError(f"{model_dir} is a question-answering model: there is no ONNX export for "
-                         "question answering yet; it runs in PyTorch (`bertdistill predict --question Q --context C`)")
     family = family_of(source)
     if not family.onnx:
         raise ValueError(f"{model_dir}: this model family cannot be exported to --format {fmt}")
@@ -193,9 +192,10 @@ def parity_features(task, data, tokenizer, *, max_length: int, limit: int | None
 
 def export_model(model_dir: str, fmt: str = "onnx", output: str | os.PathLike | None = None, *,
                  opset: int = DEFAULT_OPSET, exporter: str = "torchscript", data: str | None = None,
-                 max_length: int = 128, parity_examples: int = 256, max_logit_diff: float | None = None,
+                 max_length: int | None = None, parity_examples: int = 256, max_logit_diff: float | None = None,
                  min_agreement: float | None = None, evaluate: bool = True, task: str | None = None,
-                 data_options: dict | None = None, int8_embeddings: bool | None = None) -> dict:
+                 data_options: dict | None = None, int8_embeddings: bool | None = None,
+                 qa_options: dict | None = None) -> dict:
     """Export ``model_dir`` to ``fmt``; returns the manifest written as ``export.json``.
 
     ``onnx-int8`` quantises the MatMul / Attention weights (int8, per output channel) and,
@@ -207,6 +207,11 @@ def export_model(model_dir: str, fmt: str = "onnx", output: str | os.PathLike | 
     (default: the model's task; csv/tsv/jsonl from ``data``'s extension) with ``data_options``,
     the keywords of ``load_task`` (``label_column``, ``text_column``, ...: the data flags).
 
+    ``max_length`` defaults to 128; an extractive-QA model (``bertdistill.export.qa``) is
+    exported with ``start_logits`` / ``end_logits`` outputs, read in the windows it was trained
+    with (``max_length`` and ``qa_options`` override them), and its parity is checked on the
+    decoded answer spans of ``parity_examples`` questions.
+
     Example::
 
         export_model("runs/student/student", "onnx-int8", data="reviews.csv",
@@ -214,19 +219,32 @@ def export_model(model_dir: str, fmt: str = "onnx", output: str | os.PathLike | 
     """
     source, family, out = validate_export(model_dir, fmt, output, opset=opset, exporter=exporter,
                                           int8_embeddings=int8_embeddings)
+    spec = task_from_labels(source)
+    qa = spec.kind == "qa"
+    if qa_options and not qa:
+        flags = ", ".join("--" + k.replace("_", "-") for k in sorted(qa_options))
+        raise ValueError(f"{flags}: for question-answering models only ({model_dir} is a {spec.kind} model)")
+    windows = export_qa_options(source, max_length, qa_options) if qa else None
+    max_length = 128 if max_length is None else max_length
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = lock_file(lock_path(out), f"--output {out}", hint="; wait for it to end or choose another --output",
                      remove_on_release=True)
     remove_leftovers(out)
     embeddings_int8 = int8_embeddings is not False
-    bound_diff, bound_agree = BOUNDS[fmt]
+    bound_diff, bound_agree = (QA_BOUNDS if qa else BOUNDS)[fmt]
     bound_diff = bound_diff if max_logit_diff is None else max_logit_diff
     bound_agree = bound_agree if min_agreement is None else min_agreement
-    spec = task_from_labels(source)
     tokenizer = load_tokenizer(source)
     # the data is read first: a bad --data / column flag fails before any export work
-    features, labelled, where = parity_features(spec, data, tokenizer, max_length=max_length, limit=None,
-                                                task_name=data_task(spec, data, task), data_options=data_options)
+    if qa:
+        questions, features, labelled, where = qa_parity_inputs(
+            spec, data, tokenizer, windows, task_name=data_task(spec, data, task),
+            read_options=read_options(spec, data, data_task(spec, data, task), data_options),
+            parity_questions=parity_examples, evaluate=evaluate)
+    else:
+        features, labelled, where = parity_features(spec, data, tokenizer, max_length=max_length, limit=None,
+                                                    task_name=data_task(spec, data, task), data_options=data_options)
+    scored = len(questions) if qa else len(features)  # examples the dev scores are over
     started = time.perf_counter()
     model = family.load(source, attn_implementation="eager").eval()
     tmp = partial_path(out)
@@ -235,7 +253,8 @@ def export_model(model_dir: str, fmt: str = "onnx", output: str | os.PathLike | 
     try:
         token_level = spec.kind == "token_classification"
         print(f"exporting {source} ({model.config.model_type}) with the {exporter} exporter, opset {opset} ...")
-        raw = export_onnx(model, family, tmp / "raw.onnx", opset=opset, exporter=exporter, token_level=token_level)
+        raw = export_onnx(model, family, tmp / "raw.onnx", opset=opset, exporter=exporter, token_level=token_level,
+                          spans=qa)
         fused = optimize_transformer(raw, tmp / "fp32.onnx", model, family)
         raw.unlink()
         if fmt == "onnx-int8":
@@ -247,16 +266,21 @@ def export_model(model_dir: str, fmt: str = "onnx", output: str | os.PathLike | 
             os.replace(tmp / "fp32.onnx", tmp / ONNX_FILE)
         exported = OnnxModel(tmp / ONNX_FILE, config=model.config)
         collator = Collator(tokenizer.pad_token_id)
-        parity = compare(model, exported, features[:parity_examples], collator, regression=spec.kind == "regression",
-                         max_diff=bound_diff, min_agreement=bound_agree)
+        if qa:
+            parity = compare_spans(model, exported, *parity_subset(questions, features, parity_examples), collator,
+                                   windows, max_diff=bound_diff, min_agreement=bound_agree)
+        else:
+            parity = compare(model, exported, features[:parity_examples], collator,
+                             regression=spec.kind == "regression", max_diff=bound_diff, min_agreement=bound_agree)
         print(f"parity inputs: {where}")
         check_parity(parity, fmt)
         metrics = {}
         if evaluate and labelled:
             for name, net in (("pytorch", model), (fmt, exported)):
-                metrics[name] = evaluate_features(net, spec, features, collator, device="cpu")
+                metrics[name] = (evaluate_qa_features(net, questions, features, collator, windows, device="cpu")
+                                 if qa else evaluate_features(net, spec, features, collator, device="cpu"))
             main = spec.main_metric
-            print(f"{where} ({len(features)} examples) {main}: PyTorch fp32 {metrics['pytorch'][main]:.4f}, "
+            print(f"{where} ({scored} examples) {main}: PyTorch fp32 {metrics['pytorch'][main]:.4f}, "
                   f"{fmt} {metrics[fmt][main]:.4f}")
         tokenizer.save_pretrained(tmp)
         model.config.save_pretrained(tmp)
@@ -272,9 +296,10 @@ def export_model(model_dir: str, fmt: str = "onnx", output: str | os.PathLike | 
                 "embeddings": "8-bit, one scale per tensor" if embeddings_int8 else "fp32",
             } if fmt == "onnx-int8" else None,
             "parity": parity.as_dict() | {"inputs": where},
-            "evaluation": {"data": where, "examples": len(features), "metrics": metrics} if metrics else None,
+            "evaluation": {"data": where, "examples": scored, "metrics": metrics} if metrics else None,
             "onnx_bytes": (tmp / ONNX_FILE).stat().st_size, "source_bytes": size_on_disk(source),
             "seconds": round(time.perf_counter() - started, 1),
+            **(qa_manifest(windows) if qa else {}),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         replace_dir(tmp, out)
@@ -283,5 +308,6 @@ def export_model(model_dir: str, fmt: str = "onnx", output: str | os.PathLike | 
         raise
     finally:
         lock.release()
-    print(f"exported to {out} ({manifest['onnx_bytes'] / 1e6:.1f} MB model.onnx; try: python {out}/predict.py \"some text\")")
+    example = "--question Q --context C" if qa else '"some text"'
+    print(f"exported to {out} ({manifest['onnx_bytes'] / 1e6:.1f} MB model.onnx; try: python {out}/predict.py {example})")
     return manifest | {"output": str(out)}

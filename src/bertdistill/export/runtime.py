@@ -77,6 +77,9 @@ class OnnxModel(torch.nn.Module):
         except Exception as err:  # onnxruntime's InvalidProtobuf / Fail / NoSuchFile for a damaged file
             raise DataError(self.path, None, onnx_load_error(err)) from None
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        # an extractive QA graph answers with start and end logits (export.onnx.SPAN_OUTPUTS)
+        self.spans = {"start_logits", "end_logits"} <= set(self.output_names)
         self.config = config
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -87,11 +90,17 @@ class OnnxModel(torch.nn.Module):
         if given["token_type_ids"] is None:
             given["token_type_ids"] = torch.zeros_like(input_ids)
         feeds = {name: given[name].detach().cpu().numpy().astype(np.int64, copy=False) for name in self.input_names}
+        if self.spans:
+            start, end = self.session.run(["start_logits", "end_logits"], feeds)
+            return SimpleNamespace(start_logits=torch.from_numpy(start), end_logits=torch.from_numpy(end))
         logits = self.session.run(["logits"], feeds)[0]
         return SimpleNamespace(logits=torch.from_numpy(logits))
 
-    def run_numpy(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        """Logits for already-prepared int64 arrays keyed by input name (no tensor conversion)."""
+    def run_numpy(self, feeds: dict[str, np.ndarray]):
+        """The outputs for already-prepared int64 arrays keyed by input name (no tensor conversion):
+        the logits, or (start logits, end logits) of a QA graph."""
+        if self.spans:
+            return tuple(self.session.run(["start_logits", "end_logits"], feeds))
         return self.session.run(["logits"], feeds)[0]
 
 
@@ -115,7 +124,7 @@ def load_for_inference(model_dir: str | os.PathLike, task: TaskSpec | None = Non
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(str(model_dir))
-        if task is not None and task.kind != "regression" and int(config.num_labels) != task.num_labels:
+        if task is not None and task.kind not in ("regression", "qa") and int(config.num_labels) != task.num_labels:
             raise ValueError(
                 f"{model_dir}: the exported model has {config.num_labels} labels but task {task.name!r} "
                 f"has {task.num_labels}"

@@ -11,7 +11,9 @@ losses are compared comes from a YAML recipe: ``general_distilbert`` (5·KL at T
 shared W_h) or ``general_minilm`` (MiniLMv2: the query-query, key-key and value-value
 relations of one teacher layer and the student's last layer) or ``general_embedding`` (the
 student's pooled sentence vector matches the teacher's, pooling read from the teacher's
-sentence-transformers folder; :mod:`.embedding_student`). Attention compared by a recipe
+sentence-transformers folder; :mod:`.embedding_student`). A recipe with a layer-wise
+``strategy`` (``general_mobilebert``: MobileBERT's progressive knowledge transfer) runs one
+such recipe per stage (:mod:`.general_stages`). Attention compared by a recipe
 is recorded inside the attention, before dropout; Q/K/V projections by hooks on their Linears.
 
 A recipe none of whose terms reads logits (``general_minilm``) needs no masked-LM head: the
@@ -24,7 +26,8 @@ The student is the recipe's architecture (``student_arch`` overrides it): a
 ``DistilBertForMaskedLM`` built from a list of teacher layers (weights mapped by
 ``students.distilbert``, the vocabulary transform and projector from the teacher's MLM head),
 the teacher's own class (``same``), or a randomly initialised narrower one
-(``student_config``, e.g. the ``tinybert4`` preset) bridged by learned projections. The engine (``training.TrainLoop``) brings accumulation, bf16, checkpoints with
+(``student_config``, else the recipe's ``student.shape``: e.g. the ``tinybert4`` or
+``mobilebert12`` preset) bridged by learned projections. The engine (``training.TrainLoop``) brings accumulation, bf16, checkpoints with
 exact resume and multi-process data parallelism (accelerate / torchrun).
 
 Steps, torchtune style: ``setup`` / ``loss_step`` / ``evaluate`` / ``train`` / ``save`` / ``run``.
@@ -51,6 +54,7 @@ from ..models.loading import (hub_errors, load_tokenizer, pretrained_kwargs, qui
                               save_model)
 from ..models.mlm import check_has_mlm_head, load_encoder, load_mlm_teacher
 from ..students import StudentInfo, build_student, student_from_config
+from ..students.from_config import shape_sizes
 from ..training.engine import TrainConfig, TrainLoop, make_accelerator
 from ..training.validate import check_output
 from .distill import DistillModule
@@ -92,6 +96,14 @@ def reads_logits(recipe) -> bool:
     """Whether any weighted term reads masked-LM logits, of the student or of the teacher; if none
     does, both models are plain encoders (no masked-LM head is loaded, built or saved)."""
     return any(t.weight and "logits" in (t.student, t.teacher) for t in recipe.terms)
+
+
+def known_run_fields(config: GeneralDistillConfig, recipe) -> dict:
+    """The fields of a general distillation's fingerprint, besides its training settings, that the
+    config and the recipe tell before any model or data is read (compared with a checkpoint's)."""
+    return {"recipe": recipe.name, "terms": [asdict(t) for t in recipe.terms], "teacher": config.teacher,
+            "masking": {"mlm_probability": config.mlm_probability, "smoothing": config.smoothing,
+                        "whole_word": config.whole_word}}
 
 
 def peak_memory_mb(device: torch.device | None = None) -> float:
@@ -139,10 +151,8 @@ class GeneralDistillRecipe:
         self.shards, self.eval_shards = open_corpora(cfg, self.tokenizer)
         if cfg.student_config is not None and not isinstance(cfg.student_config, dict):
             raise ValueError(f"--student-config must be a JSON object, got {cfg.student_config!r}")
-        self.run_lock = claim_output(  # --output locked, a clash with its checkpoint's run refused
-            self.output, self.train_config, recipe=self.recipe.name, terms=[asdict(t) for t in self.recipe.terms],
-            teacher=cfg.teacher, masking={"mlm_probability": cfg.mlm_probability, "smoothing": cfg.smoothing,
-                                          "whole_word": cfg.whole_word})
+        # --output locked, a clash with its checkpoint's run refused
+        self.run_lock = claim_output(self.output, self.train_config, **known_run_fields(cfg, self.recipe))
 
         attn = "eager"  # switched to sdpa below when no term compares attention maps
         if self.encoder_only:
@@ -195,13 +205,16 @@ class GeneralDistillRecipe:
     def _build_student(self, attn: str):
         cfg = self.config
         arch = cfg.student_arch or self.recipe.student.get("arch", "distilbert")
-        if cfg.student_config is not None:
+        shape = cfg.student_config if cfg.student_config is not None else self.recipe.student.get("shape")
+        if shape is not None:  # a random student: --student-config, else the recipe's student.shape
+            shape = shape_sizes(shape)  # a preset name (tinybert4, mobilebert12, ...) to its sizes
             sizes = {"max_position_embeddings": self.teacher.config.max_position_embeddings,
-                     "pad_token_id": self.teacher.config.pad_token_id, **cfg.student_config}
+                     "pad_token_id": self.teacher.config.pad_token_id, **shape}
             kind = "base" if self.encoder_only else "masked_lm"
             student = student_from_config(sizes, kind, 2, arch="bert" if arch == "same" else arch,
                                           tokenizer_vocab_size=self.teacher.config.vocab_size,
-                                          attn_implementation=attn)
+                                          attn_implementation=attn,
+                                          teacher_hidden_size=self.teacher.config.hidden_size)
             return student, StudentInfo(arch=student.config.model_type, kept=None,
                                         teacher_layers=self.teacher.config.num_hidden_layers)
         layers = cfg.student_layers if cfg.student_layers is not None else self.recipe.student.get("layers", "skip")

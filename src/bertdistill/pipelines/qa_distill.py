@@ -14,6 +14,7 @@ match and F1); the retention of both is reported.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 
 import torch
 
@@ -107,6 +108,9 @@ class QaDistillRecipe(DistillRecipe):
         check_qa_plan(cfg, recipe)  # before data, teacher or cache are read
         self.options = qa_distill_options(cfg, recipe)
         cfg.max_length = self.options.max_length
+        # results.json's config then records every window option the run used (the recipe's
+        # too), which `bertdistill export` carries into the exported folder
+        cfg.qa_options = {k: v for k, v in asdict(self.options).items() if k != "max_length"}
         super().setup()
 
     def choose_student_arch(self) -> tuple[str, str | None]:

@@ -10,6 +10,10 @@ run again. Stage k > 1 starts from stage k-1's ``final/`` student. The last stag
 evaluated like a plain run (teacher and student on dev) and its ``results.json`` is copied
 to the top folder together with a summary of every stage.
 
+The loop itself (:func:`run_stage_sequence`: sub-folders, skipping finished stages, the
+records), the stage recipes, :func:`hold_lower_layers` and the connectors are shared with staged
+general distillation (:mod:`bertdistill.pipelines.general_stages`).
+
 Before any model is loaded, :func:`preflight` checks every stage's terms against the
 teacher's and the student's configs (head counts, layer ranges, widths), so bad input is
 refused naming the term.
@@ -31,6 +35,7 @@ import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Callable
 
 import torch
 import yaml
@@ -96,8 +101,10 @@ def student_shape(config: DistillConfig, recipe: Recipe, teacher_config) -> tupl
 
 
 def plan_stages(recipe: Recipe, num_student_layers: int, teacher_layers: int,
-                kept: list[int] | None) -> list[tuple[Stage, list]]:
-    """The stages to run and each one's terms (progressive: restricted to its layer)."""
+                kept: list[int] | None, *, require_prediction: bool = True) -> list[tuple[Stage, list]]:
+    """The stages to run and each one's terms (progressive: restricted to its layer).
+    ``require_prediction=False``: a strategy may end without a prediction stage (general
+    distillation from an encoder without a masked-LM head)."""
     where = recipe.source or recipe.name
     if recipe.stages is not None:
         stages = recipe.stages
@@ -105,7 +112,8 @@ def plan_stages(recipe: Recipe, num_student_layers: int, teacher_layers: int,
         name, inter, pred = parse_strategy(recipe.strategy, where)
         stages = strategy_stages(name, recipe.terms, num_student_layers, intermediate=inter,
                                  prediction=pred, where=where,
-                                 lower_lr=strategy_lower_lr(recipe.strategy, where))
+                                 lower_lr=strategy_lower_lr(recipe.strategy, where),
+                                 require_prediction=require_prediction)
     planned = []
     for stage in stages:
         terms = [t for t in recipe.terms if t.name in stage.terms]
@@ -152,6 +160,39 @@ def encoder_parts(model: torch.nn.Module) -> tuple[torch.nn.Module, list[torch.n
     return base.embeddings, list(encoder.layer)
 
 
+def hold_lower_layers(model: torch.nn.Module, stage: Stage) -> None:
+    """A layer stage (``stage.layer`` = j > 1): the embeddings and layers 1..j-1 frozen, or with
+    ``stage.lower_lr`` > 0 marked to train at ``lower_lr`` × the learning rate (their own
+    optimizer group, ``training.engine.param_groups``). Nothing changes for other stages."""
+    if stage.layer is None or stage.layer <= 1:
+        return
+    embeddings, layers = encoder_parts(model)
+    for part in [embeddings, *layers[: stage.layer - 1]]:
+        if stage.lower_lr > 0:
+            for param in part.parameters():
+                setattr(param, LR_SCALE_ATTR, stage.lower_lr)
+        else:
+            part.requires_grad_(False)
+
+
+def load_connectors(distiller: Distiller, path: Path | None) -> None:
+    """The learned projections a previous stage saved, where their names and shapes match."""
+    if path is None or not path.exists():
+        return
+    saved = load_file(str(path))
+    own = distiller.connectors.state_dict()
+    usable = {k: v for k, v in saved.items() if k in own and own[k].shape == v.shape}
+    distiller.connectors.load_state_dict(usable, strict=False)
+
+
+def save_connectors(distiller: Distiller, folder: Path) -> None:
+    """The distiller's learned projections to ``folder/connectors.safetensors`` (atomically)."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in distiller.connectors.state_dict().items()}
+    tmp = folder / f".{CONNECTORS_FILE}.tmp"
+    save_file(tensors, str(tmp))
+    os.replace(tmp, folder / CONNECTORS_FILE)
+
+
 class StageRecipe(DistillRecipe):
     """One stage: a DistillRecipe that may freeze the layers below its own, picks up the
     previous stage's connectors, and leaves its final student for the next stage."""
@@ -163,27 +204,13 @@ class StageRecipe(DistillRecipe):
 
     def setup(self) -> None:
         super().setup()
-        if self.connectors_file is not None and self.connectors_file.exists():
-            saved = load_file(str(self.connectors_file))
-            own = self.distiller.connectors.state_dict()
-            usable = {k: v for k, v in saved.items() if k in own and own[k].shape == v.shape}
-            self.distiller.connectors.load_state_dict(usable, strict=False)
-        if self.stage.layer is not None and self.stage.layer > 1:
-            embeddings, layers = encoder_parts(self.student)
-            for part in [embeddings, *layers[: self.stage.layer - 1]]:
-                if self.stage.lower_lr > 0:  # trained at lower_lr × lr (training.engine.param_groups)
-                    for param in part.parameters():
-                        setattr(param, LR_SCALE_ATTR, self.stage.lower_lr)
-                else:
-                    part.requires_grad_(False)
+        load_connectors(self.distiller, self.connectors_file)
+        hold_lower_layers(self.student, self.stage)
 
     def finish(self) -> None:
         """Save the student as the stage ended and the learned connectors."""
         save_model(self.student, self.tokenizer, self.output / "final", task=self.task)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.distiller.connectors.state_dict().items()}
-        tmp = self.output / f".{CONNECTORS_FILE}.tmp"
-        save_file(tensors, str(tmp))
-        os.replace(tmp, self.output / CONNECTORS_FILE)
+        save_connectors(self.distiller, self.output)
 
     def train(self) -> dict:
         summary = super().train()
@@ -222,7 +249,9 @@ def stage_sources(stage: Stage, data: str | None, transfer_data: str | None) -> 
     return transfer_data, None
 
 
-def _stage_recipe(recipe: Recipe, stage: Stage, terms: list, augment: dict | None = None) -> dict:
+def stage_recipe_data(recipe: Recipe, stage: Stage, terms: list, augment: dict | None = None) -> dict:
+    """A stage's own recipe, as the dict its ``recipe.yaml`` holds: the stage's terms (layer
+    pairs explicit), the recipe's training with the stage's overrides."""
     data = recipe.to_dict()
     if augment is not None:
         data["augment"] = augment
@@ -237,6 +266,60 @@ def _stage_recipe(recipe: Recipe, stage: Stage, terms: list, augment: dict | Non
     return data
 
 
+@dataclasses.dataclass
+class StageSlot:
+    """One stage to run, as :func:`run_stage_sequence` hands it over."""
+
+    index: int               # 1-based
+    count: int               # stages in all
+    stage: Stage
+    terms: list              # the stage's terms (progressive: restricted to its layer)
+    folder: Path             # its own sub-folder, NN_<stage name>/
+    previous: Path | None    # the stage before's folder (its final/ student, connectors), None for the first
+
+    @property
+    def last(self) -> bool:
+        return self.index == self.count
+
+
+def write_stage_recipe(folder: Path, data: dict) -> Path:
+    """The stage's recipe as ``folder/recipe.yaml`` (atomically); returns its path."""
+    recipe_file = folder / "recipe.yaml"
+    tmp = folder / ".recipe.yaml.tmp"
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    os.replace(tmp, recipe_file)
+    return recipe_file
+
+
+def run_stage_sequence(out: Path, planned: list[tuple[Stage, list]],
+                       run_one: Callable[[StageSlot], dict]) -> tuple[list[dict], Path | None]:
+    """Run the planned stages one after the other, each in ``out/NN_<name>/``, the loop shared by
+    task and general distillation. A stage whose ``stage.json`` exists finished earlier and is
+    skipped; ``run_one`` runs any other (a killed stage resumes from its own checkpoint) and
+    returns what its record adds to the stage, layer, terms and seconds. Returns (every stage's
+    record, the last stage's folder)."""
+    previous: Path | None = None
+    records = []
+    for k, (stage, terms) in enumerate(planned, 1):
+        folder = out / f"{k:02d}_{stage.name}"
+        if (folder / STAGE_FILE).exists():  # finished earlier: resume after it
+            records.append(json.loads((folder / STAGE_FILE).read_text()))
+            previous = folder
+            log.info("stage %s already done, skipped", folder.name)
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        live = [t.name for t in terms if t.weight]
+        print(f"== stage {k}/{len(planned)}: {stage.name} (terms: {', '.join(live)})")
+        start = time.perf_counter()
+        extra = run_one(StageSlot(k, len(planned), stage, terms, folder, previous))
+        record = {"stage": stage.name, "folder": folder.name, "terms": live, "layer": stage.layer,
+                  "seconds": round(time.perf_counter() - start, 1), **extra}
+        _write_json(folder / STAGE_FILE, record)
+        records.append(record)
+        previous = folder
+    return records, previous
+
+
 def run_staged(config: DistillConfig, transfer_data: str | None = None, *, latency_runs: int = 30) -> dict:
     """Run a recipe's stages one after the other (see the module docstring); at the end the same
     summary as a one-stage run (retention, sizes, batch-1 latency; ``latency_runs`` 0 skips timing)."""
@@ -246,48 +329,33 @@ def run_staged(config: DistillConfig, transfer_data: str | None = None, *, laten
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     lock = lock_run_folder(out)  # the top folder, held until every stage is done
-    previous: Path | None = None
-    records, result, final_runner = [], {}, None
-    for k, (stage, terms) in enumerate(planned, 1):
-        folder = out / f"{k:02d}_{stage.name}"
-        last = k == len(planned)
-        if (folder / STAGE_FILE).exists():  # finished earlier: resume after it
-            records.append(json.loads((folder / STAGE_FILE).read_text()))
-            previous = folder
-            log.info("stage %s already done, skipped", folder.name)
-            continue
-        folder.mkdir(parents=True, exist_ok=True)
-        recipe_file = folder / "recipe.yaml"
-        tmp = folder / ".recipe.yaml.tmp"
+    result, final_runner = {}, None
+
+    def run_one(slot: StageSlot) -> dict:
+        nonlocal result, final_runner
+        stage, folder, previous = slot.stage, slot.folder, slot.previous
         stage_data, augment = stage_sources(stage, config.data, transfer_data)
-        stage_recipe = _stage_recipe(recipe, stage, terms, augment)
-        check_stage_run(folder, config, stage_recipe, recipe_file)  # before its recipe.yaml is rewritten
-        tmp.write_text(yaml.safe_dump(stage_recipe, sort_keys=False))
-        os.replace(tmp, recipe_file)
+        stage_recipe = stage_recipe_data(recipe, stage, slot.terms, augment)
+        check_stage_run(folder, config, stage_recipe, folder / "recipe.yaml")  # before recipe.yaml is rewritten
+        recipe_file = write_stage_recipe(folder, stage_recipe)
         stage_config = dataclasses.replace(
             config, output=str(folder), recipe=str(recipe_file), temperature=None, weights=None,
             data=stage_data,
-            max_eval_examples=config.max_eval_examples if last else min(
+            max_eval_examples=config.max_eval_examples if slot.last else min(
                 config.max_eval_examples or INTERMEDIATE_EVAL_EXAMPLES, INTERMEDIATE_EVAL_EXAMPLES),
         )
         if previous is not None:
             stage_config = dataclasses.replace(stage_config, student=str(previous / "final"), student_config=None)
         runner = StageRecipe(stage_config, stage, previous / CONNECTORS_FILE if previous else None)
-        print(f"== stage {k}/{len(planned)}: {stage.name} (terms: {', '.join(t.name for t in terms if t.weight)})")
-        start = time.perf_counter()
-        if last:
+        if slot.last:
             result, final_runner = runner.run(), runner
         else:
             runner.setup()
             runner.train()
-        record = {"stage": stage.name, "folder": folder.name, "terms": [t.name for t in terms if t.weight],
-                  "layer": stage.layer, "transfer": bool(stage.transfer and transfer_data),
-                  "seconds": round(time.perf_counter() - start, 1),
-                  "best_dev": runner.loop.state.best_metric, "steps": runner.loop.state.step,
-                  "train_examples": len(runner.train_features)}
-        _write_json(folder / STAGE_FILE, record)
-        records.append(record)
-        previous = folder
+        return {"transfer": bool(stage.transfer and transfer_data), "best_dev": runner.loop.state.best_metric,
+                "steps": runner.loop.state.step, "train_examples": len(runner.train_features)}
+
+    records, previous = run_stage_sequence(out, planned, run_one)
     if not result and previous is not None and (previous / "results.json").exists():
         result = json.loads((previous / "results.json").read_text())
     result = {**result, "stages": records, "strategy": recipe.strategy,

@@ -15,7 +15,9 @@ from ..data.examples import TaskSpec
 from .runs import RunEntry
 
 PIPELINE_TAGS = {"classification": "text-classification", "regression": "text-classification",
-                 "token_classification": "token-classification"}
+                 "token_classification": "token-classification", "qa": "question-answering"}
+#: task kind -> the transformers Auto class that loads the saved folder
+AUTO_CLASSES = {"token_classification": "AutoModelForTokenClassification", "qa": "AutoModelForQuestionAnswering"}
 
 
 def _yaml_value(value) -> str:
@@ -58,7 +60,7 @@ def write_model_card(entry: RunEntry, teacher: RunEntry, task: TaskSpec, model: 
     lines = [front_matter(entry, task, main, value), "", f"# {entry.name}", "",
              f"A {student.get('arch', 'distilled')} student distilled with bertdistill from the teacher "
              f"`{entry.results.get('teacher')}` on the task **{task.name}** ({task.kind}; labels: "
-             f"{', '.join(task.labels or ['score'])}).", "",
+             f"{', '.join(task.labels or (['answer spans'] if task.kind == 'qa' else ['score']))}).", "",
              "## Model", "",
              f"- architecture: {student.get('arch')}; teacher layers kept: {student.get('kept_layers')}",
              f"- parameters: {model.get('params'):,} ({model.get('params_without_embeddings'):,} without embeddings)"
@@ -81,6 +83,9 @@ def write_model_card(entry: RunEntry, teacher: RunEntry, task: TaskSpec, model: 
     lines += ["", "## Results (measured)", "",
               f"Dev {main}: **{value:.4f}** (teacher {t_value:.4f}, retention {retention})." if value is not None
               and t_value is not None else f"Dev {main}: {value}.", ""]
+    if task.kind == "qa" and entry.metrics.get("f1") is not None:
+        t_f1 = teacher.metrics.get("f1")
+        lines += [f"Dev f1: **{entry.metrics['f1']:.4f}**" + (f" (teacher {t_f1:.4f})." if t_f1 is not None else "."), ""]
     if speed:
         lines += ["| format | length | median latency ms (batch 1) | speed-up vs teacher fp32 | dev " + main + " |",
                   "|---|---|---|---|---|"]
@@ -89,11 +94,9 @@ def write_model_card(entry: RunEntry, teacher: RunEntry, task: TaskSpec, model: 
             metric = f"{r['metric']:.4f}" if r["metric"] is not None else "—"
             lines.append(f"| {r['format']} | {r['length']} | {r['latency_ms']:.2f} | {speedup} | {metric} |")
         lines += ["", "Latency measured on CPU with `bertdistill benchmark` (see the report for the machine)."]
-    lines += ["", "## Use", "", "```python", "from transformers import AutoModelForSequenceClassification, AutoTokenizer"
-              if task.kind != "token_classification" else
-              "from transformers import AutoModelForTokenClassification, AutoTokenizer",
-              "model = AutoModelFor{}.from_pretrained(\"PATH\")".format(
-                  "TokenClassification" if task.kind == "token_classification" else "SequenceClassification"),
+    auto = AUTO_CLASSES.get(task.kind, "AutoModelForSequenceClassification")
+    lines += ["", "## Use", "", "```python", f"from transformers import {auto}, AutoTokenizer",
+              f"model = {auto}.from_pretrained(\"PATH\")",
               "tokenizer = AutoTokenizer.from_pretrained(\"PATH\")", "```", "",
               "For CPU serving: `bertdistill export PATH --format onnx-int8` writes an ONNX Runtime folder with a "
               "runnable `predict.py`.", ""]

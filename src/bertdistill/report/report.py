@@ -5,6 +5,9 @@ format (PyTorch fp32 / bf16, ONNX Runtime fp32 / int8) the batch-1 latency and s
 the teacher in PyTorch fp32, with the dev metric of each exported format where the export
 measured it. Plus the training-loss curves per loss term and the accuracy-versus-latency plot
 with its Pareto front. Every student also gets a model card (README.md in its folder).
+
+Question answering is reported by exact match (the main metric) and F1, both next to size and
+latency, and timed by default at its window lengths (``bench.runner.QA_LENGTHS``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..bench.runner import EXPORT_FORMAT
+from ..bench.runner import EXPORT_FORMAT, QA_LENGTHS
 from ..export.package import default_output
 from ..export.runtime import is_exported, read_manifest
 from ..data.errors import DataError
@@ -71,8 +74,15 @@ def format_metric(entry: RunEntry, fmt: str, main: str, exports: dict | None = N
     return None
 
 
-def speed_rows(bench: dict, entries: list[RunEntry], main: str, device: str = "cpu") -> list[dict]:
-    """One row per model, format and length: latency, throughput, size, speed-up, metric."""
+def extra_metrics(task) -> list[str]:
+    """The metrics shown beside the main one: F1 for question answering (after exact match)."""
+    return [m for m in task.metrics if m != task.main_metric] if task.kind == "qa" else []
+
+
+def speed_rows(bench: dict, entries: list[RunEntry], main: str, device: str = "cpu",
+               extra: Sequence[str] = ()) -> list[dict]:
+    """One row per model, format and length: latency, throughput, size, speed-up, metric (and each
+    of ``extra``, by its name)."""
     names = {e.name: bench_name(bench, e) for e in entries}
     base = {}
     for row in bench["rows"]:
@@ -90,6 +100,8 @@ def speed_rows(bench: dict, entries: list[RunEntry], main: str, device: str = "c
                 "samples_per_s": row["throughput"]["samples_per_s"],
                 "speedup": base[row["length"]] / median if row["length"] in base else None,
                 "metric": format_metric(entry, row["format"], main, bench["models"][row["model"]].get("exports")),
+                **{name: format_metric(entry, row["format"], name, bench["models"][row["model"]].get("exports"))
+                   for name in extra},
             })
     return out
 
@@ -100,28 +112,32 @@ def _fmt(value, spec: str, missing: str = "—") -> str:
 
 def markdown(report: dict) -> str:
     main, t = report["main_metric"], report["teacher_metric"]
+    extra = report.get("extra_metrics") or []
+    heads, rules = "".join(f" {name} |" for name in extra), "---|" * len(extra)
     lines = [f"# Distillation report: {report['task']}", "",
              f"Task metric: **{main}** on the dev split. Speed: CPU `{report['machine'].get('cpu')}` "
              f"({' '.join(report['machine'].get('cpu_flags', []))}), {report['machine'].get('threads')} threads, "
              f"{report['settings'].get('timing')}; latency at batch 1, {report['settings'].get('runs')} timed runs "
              f"after {report['settings'].get('warmup')} warm-up runs.", "",
              "## Models", "",
-             f"| model | kind | {main} | retention | parameters | without embeddings | size (MB) |",
-             "|---|---|---|---|---|---|---|"]
+             f"| model | kind | {main} | retention |{heads} parameters | without embeddings | size (MB) |",
+             "|---|---|---|---|" + rules + "---|---|---|"]
     for m in report["models"]:
         retention = m["metric"] / t if (m["metric"] is not None and t) else None
-        lines.append(f"| {m['name']} | {m['kind']} | {_fmt(m['metric'], '.4f')} | {_fmt(retention, '.1%')} | "
+        values = "".join(f" {_fmt((m.get('metrics') or {}).get(name), '.4f')} |" for name in extra)
+        lines.append(f"| {m['name']} | {m['kind']} | {_fmt(m['metric'], '.4f')} | {_fmt(retention, '.1%')} |{values} "
                      f"{_fmt(m['params'], ',')} | {_fmt(m['params_without_embeddings'], ',')} | "
                      f"{_fmt(m['bytes'] / 1e6 if m['bytes'] else None, '.1f')} |")
     lines += ["", "## Speed and accuracy per format", "",
               f"Speed-up: the teacher's PyTorch fp32 median latency over this row's, at the same length. "
               f"{main} per format: measured on dev by `bertdistill export` (— where not measured).", "",
-              f"| model | format | length | size (MB) | median ms | p90 ms | p99 ms | batch-{report['settings'].get('throughput_batch')} samples/s | speed-up | {main} |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              f"| model | format | length | size (MB) | median ms | p90 ms | p99 ms | batch-{report['settings'].get('throughput_batch')} samples/s | speed-up | {main} |{heads}",
+              "|---|---|---|---|---|---|---|---|---|---|" + rules]
     for r in report["speed"]:
+        values = "".join(f" {_fmt(r.get(name), '.4f')} |" for name in extra)
         lines.append(f"| {r['model']} | {r['format']} | {r['length']} | {r['bytes'] / 1e6:.1f} | {r['latency_ms']:.2f} | "
                      f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['samples_per_s']:.1f} | "
-                     f"{_fmt(r['speedup'], '.2f')}x | {_fmt(r['metric'], '.4f')} |")
+                     f"{_fmt(r['speedup'], '.2f')}x | {_fmt(r['metric'], '.4f')} |{values}")
     lines += ["", f"## {main} vs latency", "",
               f"![{main} vs latency]({report['plots']['accuracy_latency']})", "",
               f"Pareto front at length {report['plot_length']} (no other point is both faster and better): "
@@ -156,22 +172,26 @@ def read_benchmark(path: str | Path) -> dict:
 
 
 def build_report(run_dirs: Sequence[str], output: str | Path, *, benchmark: str | dict | None = None,
-                 lengths: Sequence[int] = DEFAULT_LENGTHS, runs: int = 200, warmup: int = 10,
+                 lengths: Sequence[int] | None = None, runs: int = 200, warmup: int = 10,
                  formats: Sequence[str] | None = None, plot_length: int | None = None, threads: int | None = None,
                  model_cards: bool = True, exports_dir: str | None = None) -> dict:
     """Write report.md, report.json, accuracy_latency.png and loss_curves.png under ``output``.
 
     ``output`` (a folder that can be written), the ``benchmark`` JSON and the runs are checked
-    before anything is measured."""
+    before anything is measured. ``lengths`` (None: 16, 64 and 128 tokens, or for question
+    answering 128, 256 and 384) are cut to the models' positions when not given."""
     check_writable_folder(output, "--output")
     if isinstance(benchmark, (str, Path)):
         benchmark = read_benchmark(benchmark)
     entries = collect_entries(run_dirs)
     task = task_from_labels(entries[0].model_dir)
-    main = task.main_metric
+    main, extra = task.main_metric, extra_metrics(task)
+    default_lengths = lengths is None
+    if default_lengths:
+        lengths = QA_LENGTHS if task.kind == "qa" else DEFAULT_LENGTHS  # a QA model reads 384-token windows
     if benchmark is None:
         limits = [n for n in (model_positions(e.model_dir) for e in entries) if n is not None]
-        if list(lengths) == list(DEFAULT_LENGTHS) and limits and max(lengths) > min(limits):
+        if default_lengths and limits and max(lengths) > min(limits):
             print(f"bertdistill: lengths above {min(limits)} not timed: a model has {min(limits)} positions")
             lengths = [n for n in lengths if n <= min(limits)] or [min(limits)]
         for e in entries:  # every model can read the longest length, before any is timed
@@ -185,9 +205,10 @@ def build_report(run_dirs: Sequence[str], output: str | Path, *, benchmark: str 
     missing = [e.name for e in entries if bench_name(benchmark, e) is None]
     if missing:
         raise ValueError(f"--benchmark has no measurements of {', '.join(missing)}; benchmark those folders too")
-    speed = speed_rows(benchmark, entries, main)
+    speed = speed_rows(benchmark, entries, main, extra=extra)
     measured = sorted({r["length"] for r in speed})
-    plot_length = plot_length or (64 if 64 in measured else measured[0])
+    preferred = max(QA_LENGTHS) if task.kind == "qa" else 64
+    plot_length = plot_length or (preferred if preferred in measured else measured[0])
     if plot_length not in measured:
         raise ValueError(f"--plot-length {plot_length} was not measured; measured lengths: {measured}")
     out = Path(output)
@@ -206,7 +227,8 @@ def build_report(run_dirs: Sequence[str], output: str | Path, *, benchmark: str 
                        "params_without_embeddings": info.get("params_without_embeddings"),
                        "bytes": info.get("sizes", {}).get("pytorch-fp32 cpu"), "command": e.command(),
                        "recipe": e.results.get("recipe")})
-    report = {"task": task.name, "main_metric": main, "teacher_metric": entries[0].metrics.get(main),
+    report = {"task": task.name, "main_metric": main, "extra_metrics": extra,
+              "teacher_metric": entries[0].metrics.get(main),
               "models": models, "speed": speed, "plot_length": plot_length, "pareto": front,
               "machine": benchmark.get("machine", {}), "settings": benchmark.get("settings", {}),
               "plots": {"accuracy_latency": "accuracy_latency.png", "loss_curves": "loss_curves.png"}}
