@@ -238,3 +238,13 @@ def test_report_of_a_qa_run_shows_exact_match_and_f1(qa_run, tmp_path, capsys):
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "| model | kind | exact_match | retention | f1 | parameters |" in md
     assert f"| {results['dev']['f1']:.4f} |" in md and "| speed-up | exact_match | f1 |" in md
+
+
+def test_evaluate_and_predict_start_from_the_windows_of_the_run_that_saved_the_model(qa_run):
+    from bertdistill.export.qa import saved_qa_options
+    from bertdistill.qa_prediction import checked_options
+
+    _, out = qa_run
+    options = checked_options(None, None, saved_qa_options(out / "best"))
+    assert (options.max_length, options.doc_stride) == (WINDOWS["max_length"], WINDOWS["doc_stride"])
+    assert checked_options(64, None, saved_qa_options(out / "best")).max_length == 64  # a flag still wins

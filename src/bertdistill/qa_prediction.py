@@ -2,8 +2,9 @@
 
 The model is a saved PyTorch folder or a folder written by ``bertdistill export`` (an ONNX
 Runtime session giving the same start / end logits, ``export.runtime.load_for_inference``);
-both go through the same windows and span decoding. An exported folder's window options (its
-``export.json``) are the defaults, under the options given."""
+both go through the same windows and span decoding. The window options the model was made
+with (an export's ``export.json``, a run folder's ``results.json``) are the defaults, under the
+options given."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .data.errors import DataError
 from .data.examples import Example
 from .data.qa_features import QaOptions, check_qa_tokenizer, encode_qa
 from .metrics import format_metrics
-from .export.qa import exported_qa_options
+from .export.qa import saved_qa_options
 from .export.runtime import load_for_inference
 from .models.loading import check_length_fits, hub_options, load_tokenizer, task_from_labels
 from .qa_evaluation import evaluate_qa, predict_answers
@@ -48,7 +49,7 @@ def evaluate_saved_qa(model: str, task: str, data=None, *, split: str = "dev", b
                       revision: str | None = None, trust_remote_code: bool = False,
                       data_options: dict | None = None) -> dict:
     """EM / F1 of a saved QA model on one split of ``task``; prints the table and returns the metrics."""
-    options = checked_options(max_length, qa_options, exported_qa_options(model))
+    options = checked_options(max_length, qa_options, saved_qa_options(model))
     with hub_options(revision=revision, trust_remote_code=trust_remote_code):
         options = _fitted(model, options)
         task_data = load_task(task, data, skip_bad_rows=skip_bad_rows, **(data_options or {}))
@@ -73,7 +74,7 @@ def answer_questions(model: str, questions: Sequence[str], contexts: Sequence[st
         for what, text in (("question", question), ("context", context)):
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"question {n}: empty {what}")
-    options = _fitted(model, checked_options(max_length, qa_options, exported_qa_options(model)))
+    options = _fitted(model, checked_options(max_length, qa_options, saved_qa_options(model)))
     tokenizer = load_tokenizer(model)
     check_qa_tokenizer(tokenizer, options)
     net = load_for_inference(model, _qa_task(model))  # a saved PyTorch model or an exported ONNX folder

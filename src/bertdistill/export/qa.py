@@ -5,7 +5,7 @@ exported folder needs besides the graph is the window options the model was trai
 they are read from the run folder that saved it (``results.json``: a fine-tuning run's
 ``qa_options``, a distillation's ``config``), over the defaults, under the options given, and
 stored in ``export.json`` under ``qa_options``; ``bertdistill evaluate`` and ``predict`` on the
-exported folder start from them (``exported_qa_options``).
+exported folder start from them, and from a run folder's own (``saved_qa_options``).
 
 Parity compares the decoded answer spans of PyTorch and the export on real questions (the dev
 split, else a few built-in questions): ``export.parity.compare_spans``. The default bounds:
@@ -87,6 +87,12 @@ def exported_qa_options(model_dir: str | os.PathLike) -> dict:
     if not is_exported(model_dir):
         return {}
     return _fields(read_manifest(model_dir).get("qa_options"))
+
+
+def saved_qa_options(model_dir: str | os.PathLike) -> dict:
+    """The window options ``model_dir`` was made with: an export's ``export.json``, else the
+    run folder's ``results.json`` (``trained_qa_options``); {} when neither records them."""
+    return exported_qa_options(model_dir) if is_exported(model_dir) else trained_qa_options(model_dir)
 
 
 def export_qa_options(source: str, max_length: int | None, given: dict | None) -> QaOptions:
